@@ -1,0 +1,190 @@
+"""The ``alignment`` command line (DESIGN.md, "Command line"; stable: tests and users rely on it).
+
+Conventions for every command:
+
+- machine-readable output (CSV, JSON) goes to stdout or ``--out``, floats at full precision;
+- progress and warnings go to stderr;
+- a user error is one clear line on stderr and exit code 1; a usage error (unknown option,
+  bad choice) is exit code 2, as Click reports it.
+
+Heavy modules (pandas, ibis, statsmodels) are imported inside the commands that need them,
+so ``alignment --help`` and the light commands start fast (PITFALLS.md, "CLI start-up").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterator
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="alignment",
+    help="Sales-marketing alignment analytics: demo data, validation, studies and the report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+stderr = Console(stderr=True, highlight=False)
+log = logging.getLogger(__name__)
+
+
+class UserError(Exception):
+    """An error the user can fix (bad file, bad argument); shown as one line, exit code 1."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``message`` as one line on stderr and exit with code 1."""
+    stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, emoji=False)
+    raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the package's user-facing exceptions into one line on stderr and exit code 1.
+
+    ``DataError`` (a broken rule of the data contract), ``ValueError`` (a bad argument),
+    ``FileNotFoundError``/``PermissionError``/``IsADirectoryError`` and ``UserError`` are the
+    user's to fix; anything else is a bug and keeps its traceback.
+    """
+    try:
+        yield
+    except (UserError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        fail(_one_line(exc))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        text = f"no such file or folder: {exc.filename}"
+    return " ".join(text.split())
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=stderr, show_time=False, show_path=False)],
+    )
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log progress details.")
+    ] = False,
+) -> None:
+    """Sales-marketing alignment analytics."""
+    _setup_logging(verbose)
+
+
+def write_json(payload: dict[str, Any], out: Path | None) -> None:
+    """Write ``payload`` as JSON to ``out`` (atomically) or stdout; floats round-trip (repr).
+
+    NaN and infinities, which JSON cannot hold, are written as ``null``.
+    """
+    text = json.dumps(_json_safe(payload), indent=2) + "\n"
+    write_text(text, out)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_text(text: str, out: Path | None) -> None:
+    """Write ``text`` to stdout, or to ``out`` through a temporary file renamed into place."""
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
+class Scale(str, Enum):
+    small = "small"
+    medium = "medium"
+    large = "large"
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the demo tables into.")],
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
+    scale: Annotated[
+        Scale, typer.Option(help="small (seconds), medium, large (10M+ touches).")
+    ] = (Scale.small),
+) -> None:
+    """Generate the synthetic B2B demo dataset and its ground_truth.json."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from alignment import demo as demo_module
+
+    with (
+        user_errors(),
+        Progress(
+            TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr
+        ) as progress,
+    ):
+        task = progress.add_task(f"demo ({scale.value}, seed {seed})", total=1.0)
+
+        def report(step: str, fraction: float) -> None:
+            progress.update(task, completed=fraction, description=f"demo: {step}")
+
+        summary = demo_module.generate_demo(out, seed=seed, scale=scale.value, progress=report)
+        progress.update(task, completed=1.0, description="demo: done")
+    rows = ", ".join(f"{name} {n:,}" for name, n in summary.rows.items())
+    stderr.print(f"wrote {summary.out_dir} in {summary.seconds:.1f} s: {rows}", soft_wrap=True)
+
+
+@app.command()
+def validate(
+    data: Annotated[
+        Path, typer.Argument(help="Folder of <table>.csv|.parquet, or a .duckdb file.")
+    ],
+) -> None:
+    """Check DATA against the data contract: every problem listed, exit 1 if any rule is broken."""
+    from alignment import schema
+
+    with user_errors():
+        if not data.exists():
+            raise UserError(f"no such file or folder: {data}")
+        report = schema.validate_folder(data)
+    for warning in report.warnings:
+        stderr.print(f"warning: {warning}", soft_wrap=True, markup=False)
+    if not report.ok:
+        for error in report.errors:
+            stderr.print(f"error: {error}", soft_wrap=True, markup=False)
+        stderr.print(f"{len(report.errors)} problem(s) in {data}", markup=False)
+        raise typer.Exit(1)
+    for line in report.summary_lines():
+        sys.stdout.write(line + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
