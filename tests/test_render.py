@@ -1,0 +1,161 @@
+"""alignment.render: embeds resolve from stored outputs; offline HTML and PDF are self-contained."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from alignment import render
+
+TABLE_MD = "| title | share |\n|:--|:--|\n| &lt;script&gt;alert(1)&lt;/script&gt; | 50.0 % |"
+
+
+def tiny_png() -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1))
+    ax.plot([0, 1], [0, 1])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def executed_notebook(path: Path, *, error_in: str | None = None) -> Path:
+    """A notebook as Papermill leaves it: labelled cells with stored outputs, no kernel."""
+    nb = nbformat.v4.new_notebook()
+    table = nbformat.v4.new_code_cell('#| label: tbl-demo\n#| tbl-cap: "Demo table"\nshow()')
+    table.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": TABLE_MD})]
+    figure = nbformat.v4.new_code_cell(
+        '#| label: fig-demo\n#| fig-cap: "Demo figure, in %"\n#| fig-alt: "A rising line"\nplot()'
+    )
+    png = base64.b64encode(tiny_png()).decode()
+    figure.outputs = [nbformat.v4.new_output("display_data", data={"image/png": png})]
+    text = nbformat.v4.new_code_cell("#| label: txt-verdict\nverdict()")
+    text.outputs = [
+        nbformat.v4.new_output("execute_result", data={"text/markdown": "**Inconclusive.**"})
+    ]
+    nb.cells = [nbformat.v4.new_code_cell("x = 1"), table, figure, text]
+    if error_in:
+        broken = nbformat.v4.new_code_cell(f"#| label: {error_in}\nboom()")
+        broken.outputs = [
+            nbformat.v4.new_output("error", ename="DataError", evalue="bad", traceback=[])
+        ]
+        nb.cells.append(broken)
+    nbformat.write(nb, path)
+    return path
+
+
+QMD = """---
+title: "Test report"
+subtitle: "2026Q3"
+format:
+  html: {embed-resources: true}
+---
+
+# Funnel
+
+As @tbl-demo and @fig-demo show.
+
+{{< embed ../notebooks/demo.ipynb#tbl-demo >}}
+
+{{< embed ../notebooks/demo.ipynb#txt-verdict >}}
+
+{{< pagebreak >}}
+
+# Attribution
+
+{{< embed ../notebooks/demo.ipynb#fig-demo >}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "reports").mkdir()
+    executed_notebook(tmp_path / "notebooks" / "demo.ipynb")
+    (tmp_path / "reports" / "q.qmd").write_text(QMD, encoding="utf-8")
+    return tmp_path
+
+
+def test_cell_options_stop_at_the_first_code_line() -> None:
+    source = '#| label: tbl-x\n#| tbl-cap: "A: b"\nx = 1\n#| label: ignored'
+    assert render.cell_options(source) == {"label": "tbl-x", "tbl-cap": "A: b"}
+
+
+def test_embeds_resolve_to_outputs_with_numbered_cross_references(project: Path) -> None:
+    qmd = project / "reports" / "q.qmd"
+    _, body = render.split_front_matter(qmd.read_text())
+    markdown = render.resolve_embeds(body, qmd.parent, project / "figs")
+    assert "[Table 1](#tbl-demo) and [Figure 1](#fig-demo)" in markdown
+    assert "**Table 1: Demo table**" in markdown
+    assert "**Inconclusive.**" in markdown
+    assert (project / "figs" / "fig-demo.png").read_bytes().startswith(b"\x89PNG")
+    assert "{{<" not in markdown
+
+
+@pytest.mark.parametrize(
+    ("shortcode", "message"),
+    [
+        ("{{< embed ../notebooks/missing.ipynb#tbl-demo >}}", "no notebook"),
+        (
+            "{{< embed ../notebooks/demo.ipynb#tbl-absent >}}",
+            "no cell labelled tbl-absent in demo.ipynb",
+        ),
+    ],
+)
+def test_missing_notebook_or_label_is_named(project: Path, shortcode: str, message: str) -> None:
+    with pytest.raises(render.RenderError, match=message):
+        render.resolve_embeds(shortcode, project / "reports", project / "figs")
+
+
+def test_a_stored_error_output_stops_the_render(project: Path) -> None:
+    executed_notebook(project / "notebooks" / "demo.ipynb", error_in="tbl-broken")
+    with pytest.raises(render.RenderError, match="demo.ipynb#tbl-broken stored an error: bad"):
+        render.read_labelled_outputs(project / "notebooks" / "demo.ipynb")
+
+
+def test_offline_html_is_self_contained_and_escapes_data(project: Path) -> None:
+    result = render.render_report(
+        project / "reports" / "q.qmd", project / "out", formats=("html",), renderer="offline"
+    )
+    html = result.outputs["html"].read_text(encoding="utf-8")
+    assert result.renderer == "offline"
+    assert re.search(r"<(script|link|img)[^>]+(src|href)=\"https?:", html) is None
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html
+    assert 'src="data:image/png;base64,' in html
+    assert "Funnel" in html and "Attribution" in html and 'id="TOC"' in html
+
+
+def test_offline_pdf_has_headings_and_page_numbers(project: Path) -> None:
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is in the dev extra")
+    result = render.render_report(
+        project / "reports" / "q.qmd", project / "out", formats=("pdf",), renderer="offline"
+    )
+    reader = pypdf.PdfReader(result.outputs["pdf"])
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert len(reader.pages) == 2  # the pagebreak shortcode starts page 2
+    assert "Funnel" in text and "Attribution" in text and "Table 1: Demo table" in text
+    assert "Figure 1: Demo figure, in %" in text
+    assert "<script>alert(1)</script>" in text  # shown as text in the PDF
+
+
+def test_unknown_format_or_renderer_is_refused(project: Path) -> None:
+    with pytest.raises(ValueError, match="formats must be among html, pdf; got docx"):
+        render.render_report(project / "reports" / "q.qmd", project / "out", formats=("docx",))
+    with pytest.raises(ValueError, match="renderer must be one of auto, quarto, offline"):
+        render.render_report(project / "reports" / "q.qmd", project / "out", renderer="latex")
+
+
+def test_quarto_renderer_without_quarto_says_how_to_get_it(project: Path, monkeypatch) -> None:
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
+    with pytest.raises(render.RenderError, match="quarto is not on PATH"):
+        render.render_report(project / "reports" / "q.qmd", project / "out", renderer="quarto")
