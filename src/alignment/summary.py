@@ -1,0 +1,138 @@
+"""Headline KPIs for the executive summary, written as sentences with the change vs last quarter.
+
+Each study notebook saves a ``kpis-<study>`` table (docs/notebooks.md, item 5) with columns
+``kpi, quarter, value, unit, source`` and optionally ``headline`` (bool) and ``higher_is_better``
+(bool). This module joins them and says what changed; it computes no KPI itself, so every
+number in a sentence traces back to the ``source`` cell that shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+KPI_COLUMNS = ("kpi", "quarter", "value", "unit", "source")
+MAX_HEADLINES = 7
+
+
+def read_kpis(tables_dir: str | Path) -> pd.DataFrame:
+    """All ``kpis-*.csv`` tables of a build folder's ``tables/`` in one frame (may be empty)."""
+    frames = []
+    for path in sorted(Path(tables_dir).glob("kpis-*.csv")):
+        frame = pd.read_csv(path, dtype={"quarter": str, "kpi": str, "unit": str, "source": str})
+        missing = [c for c in KPI_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path.name} lacks the KPI columns {', '.join(missing)}")
+        frames.append(frame.assign(study=path.stem.removeprefix("kpis-")))
+    if not frames:
+        return pd.DataFrame(columns=[*KPI_COLUMNS, "study"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def format_value(value: float, unit: str) -> str:
+    """A KPI value as a reader sees it: fractions in percent, money and counts with separators.
+
+    Examples
+    --------
+    >>> format_value(0.7412, "fraction"), format_value(1234567, "USD"), format_value(5.25, "hours")
+    ('74.1 %', 'USD 1,234,567', '5.2 hours')
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not available"
+    if unit == "fraction":
+        return f"{100 * value:.1f} %"
+    if unit == "count":
+        return f"{value:,.0f}"
+    if unit in ("hours", "days"):
+        return f"{value:,.1f} {unit}"
+    if unit == "ratio":
+        return f"{value:,.2f}"
+    return f"{unit} {value:,.0f}"
+
+
+def format_change(current: float, previous: float, unit: str) -> str:
+    """The change from ``previous`` to ``current``: points for fractions, percent otherwise.
+
+    Examples
+    --------
+    >>> format_change(0.74, 0.61, "fraction"), format_change(110, 100, "count")
+    ('+13.0 pts', '+10.0 %')
+    """
+    if unit == "fraction":
+        return f"{100 * (current - previous):+.1f} pts"
+    if previous == 0:
+        return "new" if current else "no change"
+    return f"{100 * (current / previous - 1):+.1f} %"
+
+
+def describe_kpi(name: str, unit: str, current: float, previous: float | None, prev_q: str) -> str:
+    """One sentence: "SLA compliance rose from 61.0 % in 2026Q2 to 74.0 % (+13.0 pts)."
+
+    Examples
+    --------
+    >>> describe_kpi("SLA compliance", "fraction", 0.74, 0.61, "2026Q2")
+    'SLA compliance rose from 61.0 % in 2026Q2 to 74.0 % (+13.0 pts).'
+    """
+    shown = format_value(current, unit)
+    if previous is None or (isinstance(previous, float) and math.isnan(previous)):
+        return f"{name} was {shown} (no earlier quarter to compare)."
+    if math.isclose(current, previous, rel_tol=1e-9, abs_tol=1e-12):
+        return f"{name} was unchanged at {shown}."
+    verb = "rose" if current > previous else "fell"
+    before = format_value(previous, unit)
+    return f"{name} {verb} from {before} in {prev_q} to {shown} ({format_change(current, previous, unit)})."
+
+
+def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFrame:
+    """One row per KPI: ``kpi, unit, <previous>, <quarter>, change, source, sentence``.
+
+    Headline KPIs (``headline`` true, where the column exists) come first, in their tables'
+    order; at most :data:`MAX_HEADLINES` are marked ``is_headline``.
+    """
+    if kpis.empty:
+        columns = ["kpi", "unit", previous, quarter, "change", "source", "sentence", "is_headline"]
+        return pd.DataFrame(columns=columns)
+    order = kpis.drop_duplicates("kpi")["kpi"].tolist()
+    pivot = kpis.pivot_table(index="kpi", columns="quarter", values="value", aggfunc="first")
+    meta = kpis.drop_duplicates("kpi").set_index("kpi")
+    rows = []
+    for name in order:
+        current = pivot.at[name, quarter] if quarter in pivot.columns else float("nan")
+        before = pivot.at[name, previous] if previous in pivot.columns else float("nan")
+        unit = str(meta.at[name, "unit"])
+        rows.append(
+            {
+                "kpi": name,
+                "unit": unit,
+                previous: before,
+                quarter: current,
+                "change": "" if math.isnan(before) or math.isnan(current)
+                else format_change(current, before, unit),
+                "source": meta.at[name, "source"],
+                "sentence": "" if math.isnan(current) else describe_kpi(name, unit, current, before, previous),
+                "is_headline": bool(meta.at[name, "headline"]) if "headline" in meta.columns else True,
+            }
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    table = pd.concat([table[table.is_headline], table[~table.is_headline]], ignore_index=True)
+    table["is_headline"] = table.index < MAX_HEADLINES
+    table.loc[table.sentence == "", "is_headline"] = False
+    return table
+
+
+def headline_sentences(table: pd.DataFrame) -> list[str]:
+    """The sentences of the headline rows of :func:`headline_table`, in order."""
+    return table.loc[table.is_headline, "sentence"].tolist()
+
+
+def as_bullets(sentences: Iterable[str]) -> str:
+    """Markdown bullet list, each sentence escaped (KPI names could one day come from data)."""
+    from alignment.plots import escape_markdown
+
+    return "\n".join(f"- {escape_markdown(s)}" for s in sentences)

@@ -1,0 +1,71 @@
+"""alignment.summary: KPI sentences with quarter-over-quarter change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from alignment import summary
+
+
+def kpis(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["kpi", "quarter", "value", "unit", "source"])
+
+
+@pytest.mark.parametrize(
+    ("unit", "current", "previous", "expected"),
+    [
+        (
+            "fraction",
+            0.74,
+            0.61,
+            "SLA compliance rose from 61.0 % in 2026Q2 to 74.0 % (+13.0 pts).",
+        ),
+        (
+            "fraction",
+            0.50,
+            0.55,
+            "SLA compliance fell from 55.0 % in 2026Q2 to 50.0 % (-5.0 pts).",
+        ),
+        ("count", 120.0, 100.0, "SLA compliance rose from 100 in 2026Q2 to 120 (+20.0 %)."),
+        ("USD", 2e6, 2e6, "SLA compliance was unchanged at USD 2,000,000."),
+        (
+            "hours",
+            5.0,
+            float("nan"),
+            "SLA compliance was 5.0 hours (no earlier quarter to compare).",
+        ),
+    ],
+)
+def test_sentence_states_direction_and_change(unit, current, previous, expected) -> None:
+    assert summary.describe_kpi("SLA compliance", unit, current, previous, "2026Q2") == expected
+
+
+def test_headline_table_puts_headline_kpis_first_and_caps_them(tmp_path: Path) -> None:
+    rows = [
+        (f"k{i}", q, float(i), "count", f"nb#tbl-{i}")
+        for i in range(9)
+        for q in ("2026Q2", "2026Q3")
+    ]
+    frame = kpis(rows).assign(headline=lambda f: f.kpi != "k0")
+    table = summary.headline_table(frame, "2026Q3", "2026Q2")
+    assert table.kpi.tolist()[:2] == ["k1", "k2"] and table.kpi.tolist()[-1] == "k0"
+    assert table.is_headline.sum() == summary.MAX_HEADLINES
+    assert table.loc[0, "source"] == "nb#tbl-1"
+
+
+def test_read_kpis_joins_every_study_table_and_names_bad_ones(tmp_path: Path) -> None:
+    kpis([("MQLs", "2026Q3", 10, "count", "funnel_sla#tbl-kpis")]).to_csv(
+        tmp_path / "kpis-funnel_sla.csv", index=False
+    )
+    assert summary.read_kpis(tmp_path).study.tolist() == ["funnel_sla"]
+    pd.DataFrame({"kpi": ["x"]}).to_csv(tmp_path / "kpis-broken.csv", index=False)
+    with pytest.raises(ValueError, match="kpis-broken.csv lacks the KPI columns quarter, value"):
+        summary.read_kpis(tmp_path)
+
+
+def test_no_kpi_tables_gives_an_empty_table(tmp_path: Path) -> None:
+    table = summary.headline_table(summary.read_kpis(tmp_path), "2026Q3", "2026Q2")
+    assert table.empty and summary.headline_sentences(table) == []
