@@ -367,3 +367,23 @@ def latest_complete_quarter(now: datetime | None = None) -> Quarter:
     """The last quarter that has ended by ``now`` (default: the current UTC time)."""
     now = now or datetime.now(UTC)
     return Quarter.containing(now).previous()
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> Any:
+    """Nested params as a two-column frame ``parameter, value`` (dotted keys), for the appendix.
+
+    Examples
+    --------
+    >>> flatten({"funnel": {"sla_hours": 24.0}, "quarter": "2026Q3"}).values.tolist()
+    [['funnel.sla_hours', '24.0'], ['quarter', '2026Q3']]
+    """
+    import pandas as pd
+
+    def walk(node: Any, path: str) -> list[tuple[str, str]]:
+        if isinstance(node, dict):
+            return [row for key, value in node.items() for row in walk(value, f"{path}{key}.")]
+        if isinstance(node, (list, tuple)):
+            return [(path.rstrip("."), ", ".join(map(str, node)))]
+        return [(path.rstrip("."), str(node))]
+
+    return pd.DataFrame(walk(values, prefix), columns=["parameter", "value"])
