@@ -186,5 +186,116 @@ def validate(
         sys.stdout.write(line + "\n")
 
 
+def _parse_formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    allowed = ("html", "pdf")
+    if not formats or any(f not in allowed for f in formats):
+        raise typer.BadParameter(f"choose from html, pdf (comma-separated); got {text!r}")
+    return formats
+
+
+def _default_quarter(data: Path) -> str:
+    """The latest quarter that ended before the data's last stage event."""
+    from alignment import store
+    from alignment.params import Quarter
+
+    opened = store.open_data(data)
+    stages = opened.table("stage_events")
+    last = opened.execute(stages.entered_at.max().name("last"))
+    if last is None or last != last:
+        raise UserError(f"{data}: stage_events is empty; pass --quarter")
+    return str(Quarter.containing(last.to_pydatetime()).previous())
+
+
+@app.command()
+def report(
+    quarter: Annotated[
+        str | None, typer.Option(help="Quarter to report, YYYYQn (default: latest complete).")
+    ] = None,
+    params: Annotated[
+        Path | None,
+        typer.Option("--params", help="Report params YAML (default: params/<QUARTER>.yaml)."),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Data folder or .duckdb file (default: from params)."),
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", help="Output formats, comma-separated: html,pdf.")
+    ] = "html,pdf",
+) -> None:
+    """Validate the data, run every study notebook, render HTML + PDF into reports/_build/<QUARTER>/."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from alignment import pipeline
+    from alignment.params import ParamsError, Quarter, load_report_params, project_root
+
+    chosen_formats = _parse_formats(formats)
+    with user_errors():
+        if quarter is not None:
+            Quarter.parse(quarter)
+        if params is None:
+            if quarter is None:
+                quarter = _default_quarter(data or project_root() / "data" / "demo")
+            params = project_root() / "params" / f"{quarter}.yaml"
+            if not params.is_file():
+                raise UserError(
+                    f"no params file {params}; copy params/2026Q3.yaml to it or pass --params"
+                )
+        try:
+            loaded = load_report_params(params)
+        except ParamsError as exc:
+            raise UserError(str(exc)) from None
+        if quarter is not None and quarter != loaded.quarter:
+            loaded = loaded.model_copy(update={"quarter": quarter})
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr
+        ) as bar:
+            tasks: dict[str, Any] = {}
+
+            def progress(step: str, state: str) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(step, total=1)
+                mark = {"start": "…", "done": "[green]done[/]", "failed": "[red]failed[/]"}[state]
+                bar.update(tasks[step], description=f"{step} {mark}", completed=state != "start")
+
+            try:
+                result = pipeline.build_report(
+                    loaded, params_file=params, data_dir=data, formats=chosen_formats,
+                    progress=progress,
+                )  # fmt: skip
+            except (pipeline.StudyFailed, pipeline.ReportInputError) as exc:
+                raise UserError(str(exc)) from None
+    for fmt, path in result.outputs.items():
+        sys.stdout.write(f"{fmt}: {path}\n")
+    total = sum(v for k, v in result.timings.items() if not k.startswith("study:"))
+    stderr.print(f"report {loaded.quarter} built in {total:.1f} s ({result.renderer} renderer)")
+
+
+@app.command()
+def run(
+    params_file: Annotated[Path, typer.Argument(help="Study params YAML: notebook + parameters.")],
+) -> None:
+    """Run one study notebook with the parameters of PARAMS.yaml (Papermill)."""
+    from alignment import pipeline
+    from alignment.params import ParamsError, load_study_params, project_root
+
+    with user_errors():
+        try:
+            study = load_study_params(params_file)
+        except ParamsError as exc:
+            raise UserError(str(exc)) from None
+        out_dir = Path(
+            study.output or project_root() / "reports" / "_build" / "studies" / study.notebook
+        )
+        stderr.print(f"running {study.notebook} …")
+        try:
+            done = pipeline.run_single_study(study.notebook, dict(study.parameters), out_dir)
+        except (pipeline.StudyFailed, pipeline.ReportInputError) as exc:
+            raise UserError(str(exc)) from None
+    sys.stdout.write(f"{done.executed}\n")
+    stderr.print(f"{study.notebook} ran in {done.seconds:.1f} s")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,409 @@
+"""Run a quarter's studies with Papermill, render the report and publish it atomically.
+
+``build_report`` does, in order: check the params (every notebook exists, the quarter lies in
+the data) and validate the data, before anything runs; run the study notebooks in parallel
+(2 workers: PITFALLS.md) with their parameters injected; run the executive summary; render
+HTML and PDF; write ``manifest.json``; then publish. Everything is built in a temporary
+folder beside the target and renamed into ``reports/_build/<QUARTER>/`` only when every
+step succeeded, so a failed run never replaces the last good report. A failed build is kept
+as ``reports/_build/<QUARTER>.failed/`` with its executed notebooks, for debugging.
+
+``pipeline`` runs notebooks and never imports them; notebooks import the study modules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from alignment import render
+from alignment.params import STUDIES, ReportParams, project_root
+from alignment.render import cell_options
+
+log = logging.getLogger(__name__)
+
+SUMMARY_NOTEBOOK = "executive_summary"
+"""Runs after the studies: reads their ``kpis-*`` tables and writes the headline sentences."""
+KERNEL_NAME = "alignment"
+VERSIONED_PACKAGES = (
+    "alignment", "pandas", "numpy", "scipy", "statsmodels", "ibis-framework", "duckdb",
+    "pandera", "papermill", "seaborn", "matplotlib", "pypandoc-binary", "typst", "pyarrow",
+)  # fmt: skip
+
+Progress = Callable[[str, str], None]
+"""``progress(step, state)``: state is "start", "done" or "failed"."""
+
+
+class StudyFailed(RuntimeError):
+    """A study notebook raised: which notebook, which cell (label), which error."""
+
+    def __init__(
+        self, notebook: str, cell: str, ename: str, evalue: str, executed: str | None = None
+    ) -> None:
+        super().__init__(notebook, cell, ename, evalue, executed)
+        self.notebook, self.cell, self.ename, self.evalue = notebook, cell, ename, evalue
+        self.executed = executed  # path of the executed notebook kept for debugging
+
+    def __str__(self) -> str:
+        where = f" (executed notebook: {self.executed})" if self.executed else ""
+        return f"{self.notebook} failed in cell {self.cell}: {self.ename}: {self.evalue}{where}"
+
+
+class ReportInputError(ValueError):
+    """The report cannot start: bad params, missing notebooks, or data that breaks the contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class StudyRun:
+    """One executed notebook."""
+
+    name: str
+    executed: Path
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """A published report: its folder, outputs, the studies run and step timings (seconds)."""
+
+    out_dir: Path
+    outputs: dict[str, Path]
+    studies: tuple[StudyRun, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    renderer: str = "offline"
+
+
+def notebooks_dir() -> Path:
+    """The project's ``notebooks/`` folder."""
+    return project_root() / "notebooks"
+
+
+def notebook_path(name: str) -> Path:
+    """``notebooks/<name>.ipynb``; raises :class:`ReportInputError` when it does not exist."""
+    path = notebooks_dir() / f"{name}.ipynb"
+    if not path.is_file():
+        raise ReportInputError(f"study notebook {path} does not exist")
+    return path
+
+
+def use_project_kernel() -> str:
+    """Register a kernel spec that runs this interpreter (the project's venv) and return its name.
+
+    The spec lives in a temporary folder put first on ``JUPYTER_PATH``, so a user's own
+    ``python3`` kernel (another environment) is never picked by mistake.
+    """
+    root = Path(tempfile.gettempdir()) / f"alignment-kernels-{os.getuid()}"
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "alignment (project venv)",
+        "language": "python",
+        "env": {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0"},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    paths = os.environ.get("JUPYTER_PATH", "")
+    if str(root) not in paths.split(os.pathsep):
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), paths) if p)
+    return KERNEL_NAME
+
+
+def run_notebook(
+    name: str, parameters: dict[str, Any], executed: Path, *, source: Path | None = None
+) -> StudyRun:
+    """Execute ``notebooks/<name>.ipynb`` with ``parameters`` into ``executed``.
+
+    Raises :class:`StudyFailed` naming the failing cell by its ``#| label`` (else its index);
+    the executed notebook, with the error, is still written.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = source or notebook_path(name)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=parameters,
+            kernel_name=use_project_kernel(),
+            cwd=str(source.parent),
+            progress_bar=False,
+            log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        label = cell_options(exc.source or "").get("label") or f"#{exc.cell_index}"
+        raise StudyFailed(name, str(label), exc.ename, exc.evalue, str(executed)) from None
+    return StudyRun(name, executed, time.perf_counter() - started)
+
+
+def run_studies(
+    names: Iterable[str],
+    parameters: dict[str, Any],
+    build_dir: Path,
+    *,
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> tuple[StudyRun, ...]:
+    """Run the named studies in parallel into ``build_dir/notebooks/``; stop at the first failure."""
+    names = list(names)
+    runs: dict[str, StudyRun] = {}
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+
+        def run_one(name: str) -> StudyRun:
+            if progress:
+                progress(name, "start")
+            return run_notebook(name, parameters, build_dir / "notebooks" / f"{name}.ipynb")
+
+        futures = {pool.submit(run_one, name): name for name in names}
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for future in done | pending:
+            if future.cancelled():
+                continue
+            name = futures[future]
+            error = future.exception()
+            if progress:
+                progress(name, "failed" if error else "done")
+            if error is not None:
+                raise error
+            runs[name] = future.result()
+    return tuple(runs[name] for name in names if name in runs)
+
+
+def check_inputs(params: ReportParams, data_dir: Path) -> None:
+    """Refuse to start when a notebook is missing or the data break the contract.
+
+    Every problem is collected into one :class:`ReportInputError`.
+    """
+    from alignment import schema
+
+    problems = []
+    for name in (*params.studies, SUMMARY_NOTEBOOK):
+        if not (notebooks_dir() / f"{name}.ipynb").is_file():
+            problems.append(f"study notebook notebooks/{name}.ipynb does not exist")
+    if not data_dir.exists():
+        problems.append(f"data {data_dir} does not exist")
+    if problems:
+        raise ReportInputError("; ".join(problems))
+    report = schema.validate_folder(data_dir)
+    if not report.ok:
+        shown = "; ".join(str(e) for e in report.errors[:5])
+        more = f" (and {len(report.errors) - 5} more)" if len(report.errors) > 5 else ""
+        raise ReportInputError(
+            f"{data_dir} breaks the data contract: {shown}{more}; run `alignment validate`"
+        )
+    _check_quarter_in_data(params, data_dir)
+
+
+def _check_quarter_in_data(params: ReportParams, data_dir: Path) -> None:
+    from alignment import store
+
+    quarter = params.report_quarter
+    data = store.open_data(data_dir)
+    stages = data.table("stage_events")
+    first, last = (
+        data.execute(stages.aggregate(first=stages.entered_at.min(), last=stages.entered_at.max()))
+        .iloc[0]
+        .tolist()
+    )
+    if first is None or last is None or first != first or last != last:  # empty or NaT
+        raise ReportInputError(f"{data_dir}: stage_events is empty; no quarter can be reported")
+    if quarter.end_at <= first.to_pydatetime() or quarter.start_at > last.to_pydatetime():
+        raise ReportInputError(
+            f"quarter {quarter} lies outside the data ({first:%Y-%m-%d} to {last:%Y-%m-%d})"
+        )
+
+
+def build_report(
+    params: ReportParams,
+    *,
+    params_file: Path,
+    data_dir: Path | None = None,
+    out_root: Path | None = None,
+    formats: tuple[str, ...] = render.FORMATS,
+    renderer: str = "auto",
+    workers: int = 2,
+    progress: Progress | None = None,
+) -> BuildResult:
+    """Build and publish the quarter's report into ``<out_root>/<QUARTER>/`` (see module doc)."""
+    timings: dict[str, float] = {}
+    data_dir = Path(data_dir or params.data_path).resolve()
+    out_root = Path(out_root or project_root() / "reports" / "_build").resolve()
+    quarter = str(params.report_quarter)
+
+    with _timed(timings, "validate", progress):
+        check_inputs(params, data_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f".{quarter}.building-", dir=out_root))
+    try:
+        parameters = {
+            "quarter": quarter,
+            "data_dir": str(data_dir),
+            "params_file": str(Path(params_file).resolve()),
+            "output_dir": str(build_dir),
+        }
+        started = time.perf_counter()
+        studies = run_studies(
+            params.studies, parameters, build_dir, workers=workers, progress=progress
+        )
+        timings["studies"] = time.perf_counter() - started
+        timings.update({f"study:{run.name}": run.seconds for run in studies})
+        with _timed(timings, SUMMARY_NOTEBOOK, progress):
+            summary = run_notebook(
+                SUMMARY_NOTEBOOK, parameters, build_dir / "notebooks" / f"{SUMMARY_NOTEBOOK}.ipynb"
+            )
+        qmd = _stage_sources(build_dir)
+        with _timed(timings, "render", progress):
+            rendered = render.render_report(
+                qmd, build_dir, formats=formats, renderer=renderer, stem=f"alignment-{quarter}"
+            )
+        manifest = _manifest(params, data_dir, (*studies, summary), timings, rendered.renderer)
+        (build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    except BaseException:
+        _keep_failed(build_dir, out_root / f"{quarter}.failed")
+        raise
+    final = out_root / quarter
+    _publish(build_dir, final)
+    outputs = {fmt: final / path.name for fmt, path in rendered.outputs.items()}
+    return BuildResult(final, outputs, (*studies, summary), timings, rendered.renderer)
+
+
+class _timed:
+    """Context manager recording a step's seconds in ``timings`` and reporting progress."""
+
+    def __init__(self, timings: dict[str, float], step: str, progress: Progress | None) -> None:
+        self.timings, self.step, self.progress = timings, step, progress
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+        if self.progress:
+            self.progress(self.step, "start")
+
+    def __exit__(self, kind: type | None, *_: object) -> None:
+        self.timings[self.step] = time.perf_counter() - self.started
+        if self.progress:
+            self.progress(self.step, "failed" if kind else "done")
+
+
+def _stage_sources(build_dir: Path) -> Path:
+    """Copy ``_quarto.yml`` and ``reports/*.qmd`` beside the executed notebooks; return the qmd.
+
+    The build folder then has the project's layout (``reports/quarterly.qmd`` embedding
+    ``../notebooks/x.ipynb``), so either renderer, or a user's own ``quarto render``, works there.
+    """
+    root = project_root()
+    (build_dir / "reports").mkdir(exist_ok=True)
+    for qmd in (root / "reports").glob("*.qmd"):
+        shutil.copy2(qmd, build_dir / "reports" / qmd.name)
+    if (root / "_quarto.yml").is_file():
+        shutil.copy2(root / "_quarto.yml", build_dir / "_quarto.yml")
+    return build_dir / "reports" / "quarterly.qmd"
+
+
+def _publish(build_dir: Path, final: Path) -> None:
+    """Rename ``build_dir`` into ``final``; the old ``final`` goes only after the rename."""
+    retired = None
+    if final.exists():
+        retired = final.with_name(f".{final.name}.retired-{os.getpid()}")
+        final.rename(retired)
+    try:
+        build_dir.rename(final)
+    except OSError:
+        if retired is not None:
+            retired.rename(final)
+        raise
+    if retired is not None:
+        shutil.rmtree(retired, ignore_errors=True)
+    shutil.rmtree(final.with_name(f"{final.name}.failed"), ignore_errors=True)
+
+
+def _keep_failed(build_dir: Path, failed: Path) -> None:
+    shutil.rmtree(failed, ignore_errors=True)
+    try:
+        build_dir.rename(failed)
+    except OSError:
+        shutil.rmtree(build_dir, ignore_errors=True)
+
+
+def _manifest(
+    params: ReportParams,
+    data_dir: Path,
+    runs: tuple[StudyRun, ...],
+    timings: dict[str, float],
+    renderer: str,
+) -> dict[str, Any]:
+    from alignment import store
+
+    return {
+        "quarter": params.quarter,
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "params": params.model_dump(mode="json"),
+        "data": {"path": str(data_dir), "fingerprint": store.fingerprint(data_dir)},
+        "notebooks": [run.name for run in runs],
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "renderer": renderer,
+        "timings_s": {step: round(seconds, 3) for step, seconds in timings.items()},
+    }
+
+
+def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the packages that produce the numbers."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_commit() -> str | None:
+    """The project checkout's commit (``-dirty`` when it has uncommitted changes), or None."""
+    root = project_root()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def run_single_study(name: str, parameters: dict[str, Any], out_dir: Path) -> StudyRun:
+    """``alignment run``: one study into ``out_dir`` (built beside it, renamed into place)."""
+    if name not in STUDIES:
+        raise ReportInputError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
+    try:
+        run = run_notebook(
+            name, {**parameters, "output_dir": str(build_dir)}, build_dir / f"{name}.ipynb"
+        )
+    except BaseException:
+        _keep_failed(build_dir, out_dir.with_name(f"{out_dir.name}.failed"))
+        raise
+    _publish(build_dir, out_dir)
+    return StudyRun(name, out_dir / f"{name}.ipynb", run.seconds)
