@@ -297,5 +297,157 @@ def run(
     stderr.print(f"{study.notebook} ran in {done.seconds:.1f} s")
 
 
+# --------------------------------------------------------------------------------------------
+# lift, did, power: experiment statistics (alignment.lift)
+
+
+class LiftFormat(str, Enum):
+    json = "json"
+    table = "table"
+
+
+class DidCovType(str, Enum):
+    nonrobust = "nonrobust"
+    HC1 = "HC1"
+    cluster = "cluster"
+
+
+def _read_unit_table(file: Path, text_columns: tuple[str, ...] = ()) -> Any:
+    """Read a CSV or Parquet file (one row per unit); ``text_columns`` are read as text.
+
+    Arm labels are compared as text, so ``--control 0`` matches a column of integers.
+    """
+    import pandas as pd
+
+    if not file.exists():
+        raise UserError(f"no such file: {file}")
+    if file.is_dir():
+        raise UserError(f"{file} is a folder; expected a .csv or .parquet file")
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(file, dtype={column: str for column in text_columns})
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(file)
+        else:
+            got = suffix or "no suffix"
+            raise UserError(f"{file}: expected a .csv or .parquet file, got {got}")
+    except (ValueError, OSError, ImportError) as exc:
+        raise UserError(f"cannot read {file}: {_one_line(exc)}") from None
+    for column in text_columns:
+        if column in frame.columns:
+            frame[column] = [v if pd.isna(v) else str(v) for v in frame[column]]
+    return frame
+
+
+@app.command("lift")
+def lift_command(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file, one row per unit.")],
+    arm_col: Annotated[str, typer.Option("--arm-col", help="Column holding each unit's arm.")],
+    outcome_col: Annotated[
+        str, typer.Option("--outcome-col", help="Outcome column: 0/1 conversions or numbers.")
+    ],
+    control: Annotated[str, typer.Option("--control", help="Control arm label.")],
+    treatment: Annotated[str, typer.Option("--treatment", help="Treatment arm label.")],
+    covariate: Annotated[
+        str | None, typer.Option("--covariate", help="Pre-period covariate column for CUPED.")
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="1 - confidence level.")] = 0.05,
+    output_format: Annotated[
+        LiftFormat, typer.Option("--format", help="json (stdout, full precision) or table.")
+    ] = LiftFormat.json,
+) -> None:
+    """Conversion lift of TREATMENT over CONTROL: Wald absolute and delta-method relative CIs."""
+    from alignment import lift as lift_module
+
+    with user_errors():
+        frame = _read_unit_table(file, text_columns=(arm_col,))
+        try:
+            result = lift_module.estimate_lift_frame(
+                frame, arm_col, outcome_col, control, treatment, covariate=covariate, alpha=alpha
+            )
+        except ValueError as exc:
+            raise UserError(f"{file}: {_one_line(exc)}") from None
+    if output_format is LiftFormat.json:
+        write_json(result.to_dict(), None)
+        return
+    _print_lift_table(result, lift_module.describe_lift(result))
+
+
+def _print_lift_table(result: Any, sentence: str) -> None:
+    from rich.table import Table
+
+    level = f"{100 * (1 - result.alpha):g} %"
+    table = Table(title=f"Lift: {result.treatment_label} vs {result.control_label}")
+    for name in ("quantity", "estimate", f"{level} low", f"{level} high", "p-value", "n"):
+        table.add_column(name, justify="left" if name == "quantity" else "right")
+    for quantity, row in result.summary().iterrows():
+        cells = [row.estimate, row.low, row.high, row.p_value]
+        table.add_row(
+            str(quantity),
+            *("" if v != v else f"{v:.4g}" for v in cells),  # NaN → blank
+            f"{int(row.n):,}",
+        )
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    console.print(table)
+    console.print(sentence, markup=False)
+
+
+@app.command("did")
+def did_command(
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file, one row per observation.")],
+    outcome: Annotated[str, typer.Option("--outcome", help="Outcome column (numeric or 0/1).")],
+    treated: Annotated[str, typer.Option("--treated", help="0/1 column: in the roll-out group.")],
+    post: Annotated[str, typer.Option("--post", help="0/1 column: after the roll-out began.")],
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", help="Column to cluster standard errors on.")
+    ] = None,
+    cov_type: Annotated[
+        DidCovType | None,
+        typer.Option("--cov-type", help="Default: cluster with --cluster, else nonrobust."),
+    ] = None,
+) -> None:
+    """Difference-in-differences (treated x post interaction OLS) of a roll-out."""
+    from alignment import lift as lift_module
+
+    with user_errors():
+        if cov_type is DidCovType.cluster and cluster is None:
+            raise UserError("--cov-type cluster needs --cluster COLUMN (the column to cluster on)")
+        if cluster is not None and cov_type not in (None, DidCovType.cluster):
+            used = cov_type.value  # type: ignore[union-attr]
+            raise UserError(f"--cluster is only used with --cov-type cluster, not {used}")
+        frame = _read_unit_table(file)
+        try:
+            result = lift_module.estimate_did(
+                frame, outcome, treated, post, cluster=cluster,
+                cov_type=None if cov_type is None else cov_type.value,
+            )  # fmt: skip
+        except ValueError as exc:
+            raise UserError(f"{file}: {_one_line(exc)}") from None
+    write_json(result.to_dict(), None)
+
+
+@app.command("power")
+def power_command(
+    baseline: Annotated[float, typer.Option("--baseline", help="Control conversion rate, 0-1.")],
+    mde_rel: Annotated[
+        float, typer.Option("--mde-rel", help="Relative lift to detect (0.2 means +20 %).")
+    ],
+    alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
+    power: Annotated[float, typer.Option("--power", help="Power, 1 - beta.")] = 0.8,
+    ratio: Annotated[
+        float, typer.Option("--ratio", help="Treatment units per control unit.")
+    ] = 1.0,
+) -> None:
+    """Units per arm to detect a relative lift in a conversion rate (two-proportion z test)."""
+    from alignment import lift as lift_module
+
+    with user_errors():
+        result = lift_module.plan_sample_size(
+            baseline, mde_rel, alpha=alpha, power=power, ratio=ratio
+        )
+    write_json(result.to_dict(), None)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,817 @@
+"""Tests of ``alignment.lift`` and the ``lift``, ``did`` and ``power`` commands.
+
+Every reference value has its source and tolerance on the line above it (STYLE.md). Sources:
+closed forms written out here, statsmodels/scipy computations, the committed DiD reference
+(``tests/results/did_reference.json``, written by ``tests/results/make_did_reference.py``)
+and seeded, vectorised simulations for calibration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import doctest
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose
+from scipy import stats
+from statsmodels.stats import proportion as sm_proportion
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep,
+    power_proportions_2indep,
+    proportion_effectsize,
+    samplesize_proportions_2indep_onetail,
+)
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+from typer.testing import CliRunner
+
+from alignment import lift
+from alignment.cli import app
+
+RESULTS = Path(__file__).parent / "results"
+Z975 = stats.norm.ppf(0.975)
+
+
+def unit_frame(control: tuple[int, int], treatment: tuple[int, int]) -> pd.DataFrame:
+    """One row per unit with 0/1 conversions, arms "A" (control) and "B" (treatment)."""
+    rows = []
+    for arm, (conversions, n) in (("A", control), ("B", treatment)):
+        rows.append(pd.DataFrame({"arm": arm, "y": [1] * conversions + [0] * (n - conversions)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------------
+# two arms: Wald difference, delta-method relative lift
+
+
+COUNT_CASES = [((120, 1000), (150, 1000)), ((30, 400), (22, 350)), ((5, 60), (9, 40))]
+
+
+@pytest.mark.parametrize(("control", "treatment"), COUNT_CASES)
+def test_abs_ci_matches_statsmodels_wald(control, treatment):
+    res = lift.estimate_lift(control=control, treatment=treatment)
+    # Reference: statsmodels' Wald interval for p_t - p_c, the same closed form. Tolerance: 1e-8.
+    ref = confint_proportions_2indep(*treatment, *control, method="wald", compare="diff")
+    assert_allclose([res.abs_ci_low, res.abs_ci_high], ref, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize(("control", "treatment"), COUNT_CASES)
+def test_p_value_matches_statsmodels_unpooled_wald_test(control, treatment):
+    res = lift.estimate_lift(control=control, treatment=treatment)
+    # Reference: statsmodels' two-sided Wald test (separate, unpooled variances). Tolerance: 1e-8.
+    ref = sm_proportion.test_proportions_2indep(
+        *treatment, *control, method="wald", compare="diff"
+    )
+    assert_allclose(res.p_value, ref.pvalue, rtol=1e-8)
+
+
+@pytest.mark.parametrize(("control", "treatment"), COUNT_CASES)
+def test_rel_ci_matches_delta_method_closed_form(control, treatment):
+    res = lift.estimate_lift(control=control, treatment=treatment, alpha=0.10)
+    (xc, nc), (xt, nt) = control, treatment
+    pc, pt = xc / nc, xt / nt
+    # Reference: delta method written as gradient' Sigma gradient of R = pt / pc, with
+    # Sigma = diag(var pc, var pt) (independent arms). Tolerance: 1e-10, float noise.
+    grad = np.array([-pt / pc**2, 1 / pc])
+    sigma = np.diag([pc * (1 - pc) / nc, pt * (1 - pt) / nt])
+    se = math.sqrt(grad @ sigma @ grad)
+    z = stats.norm.ppf(0.95)
+    expected = [pt / pc - 1 - z * se, pt / pc - 1 + z * se]
+    assert_allclose([res.rel_ci_low, res.rel_ci_high], expected, rtol=1e-10)
+    assert_allclose(res.conf_int().loc["rel_lift"].to_list(), expected, rtol=1e-10)
+
+
+def test_rel_se_matches_spread_of_simulated_relative_lifts():
+    rng = np.random.default_rng(11)
+    n, pc, pt, sims = 20_000, 0.10, 0.12, 4_000
+    conversions = rng.binomial(n, [pc, pt], size=(sims, 2))
+    results = [lift.estimate_lift((int(c), n), (int(t), n)) for c, t in conversions]
+    rel = np.array([r.rel_lift for r in results])
+    # Reference: the delta-method SE at the true rates (closed form) against the spread of
+    # 4,000 simulated estimates. Tolerance: 5 % (the SD of 4,000 draws is known to ~1.1 %).
+    se_truth = math.sqrt(pt * (1 - pt) / n / pc**2 + pt**2 * pc * (1 - pc) / n / pc**4)
+    assert_allclose(rel.std(ddof=1), se_truth, rtol=0.05)
+    # Reference: 95 % delta-method intervals should cover the true +20 % about 95 % of the
+    # time. Tolerance: 93-97 % (about +-3 simulation SEs); seeded, so deterministic.
+    covered = np.mean([r.rel_ci_low <= 0.2 <= r.rel_ci_high for r in results])
+    assert 0.93 <= covered <= 0.97
+
+
+def test_aa_binary_intervals_cover_zero_and_false_positive_rate_is_nominal():
+    rng = np.random.default_rng(2026)
+    n, p, sims = 4_000, 0.10, 4_000
+    conversions = rng.binomial(n, p, size=(sims, 2))
+    results = [lift.estimate_lift((int(c), n), (int(t), n)) for c, t in conversions]
+    covered = np.mean([r.rel_ci_low <= 0 <= r.rel_ci_high for r in results])
+    false_positive = np.mean([r.p_value < 0.05 for r in results])
+    # Reference: 4,000 seeded A/A experiments; nominal coverage 95 %, nominal error rate 5 %.
+    # Tolerance: coverage 93-97 %, false-positive rate 3-7 %.
+    assert 0.93 <= covered <= 0.97, covered
+    assert 0.03 <= false_positive <= 0.07, false_positive
+
+
+def test_aa_numeric_and_cuped_intervals_are_calibrated():
+    rng = np.random.default_rng(7)
+    n, sims = 400, 2_000
+    x = rng.gamma(2.0, 50.0, size=(sims, 2 * n))  # pre-period revenue, skewed
+    y = 0.8 * x + rng.gamma(2.0, 30.0, size=(sims, 2 * n))  # same metric after assignment
+    arm = np.repeat(["A", "B"], n)
+    raw, cuped = [], []
+    for k in range(sims):
+        res = lift.estimate_lift_frame(
+            pd.DataFrame({"arm": arm, "y": y[k], "x": x[k]}), "arm", "y", "A", "B", covariate="x"
+        )
+        raw.append(res.rel_ci_low <= 0 <= res.rel_ci_high)
+        cuped.append(res.cuped.rel_ci_low <= 0 <= res.cuped.rel_ci_high)
+    # Reference: 2,000 seeded A/A experiments with a skewed revenue outcome; nominal 95 %.
+    # Tolerance: 93-97 %.
+    assert 0.93 <= np.mean(raw) <= 0.97, np.mean(raw)
+    assert 0.93 <= np.mean(cuped) <= 0.97, np.mean(cuped)
+
+
+def test_frame_api_with_01_outcome_equals_counts_api():
+    frame = unit_frame((30, 400), (22, 350))
+    by_frame = lift.estimate_lift_frame(frame, "arm", "y", control="A", treatment="B")
+    by_counts = lift.estimate_lift(control=(30, 400), treatment=(22, 350))
+    # Reference: the counts API on the same data. Tolerance: float noise.
+    assert by_frame.outcome_kind == "binary"
+    for key, value in by_counts.to_dict().items():
+        assert_allclose(by_frame.to_dict()[key], value, rtol=1e-12, err_msg=key)
+
+
+def test_numeric_outcome_matches_statsmodels_unequal_variance_z_interval():
+    rng = np.random.default_rng(5)
+    control, treatment = rng.gamma(2, 50, 300), rng.gamma(2, 60, 250)
+    frame = pd.DataFrame({"arm": ["c"] * 300 + ["t"] * 250, "revenue": [*control, *treatment]})
+    res = lift.estimate_lift_frame(frame, "arm", "revenue", "c", "t")
+    compare = CompareMeans(DescrStatsW(treatment), DescrStatsW(control))
+    # Reference: statsmodels CompareMeans, Welch (usevar="unequal") normal interval and
+    # z test. Tolerance: 1e-10.
+    assert res.outcome_kind == "numeric"
+    assert_allclose(
+        [res.abs_ci_low, res.abs_ci_high], compare.zconfint_diff(usevar="unequal"), rtol=1e-10
+    )
+    assert_allclose(res.p_value, compare.ztest_ind(usevar="unequal")[1], rtol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# CUPED
+
+
+def test_cuped_theta_is_pooled_regression_slope():
+    rng = np.random.default_rng(3)
+    x = rng.normal(100, 20, 600)
+    y = 0.5 * x + rng.normal(0, 10, 600)
+    frame = pd.DataFrame({"arm": np.repeat(["A", "B"], 300), "y": y, "x": x})
+    res = lift.estimate_lift_frame(frame, "arm", "y", "A", "B", covariate="x")
+    # Reference: OLS slope of y on x over both arms pooled (numpy polyfit). Tolerance: 1e-10.
+    assert_allclose(res.cuped_theta, np.polyfit(x, y, 1)[0], rtol=1e-10)
+    adjusted = y - res.cuped_theta * (x - x.mean())
+    # Reference: difference of adjusted means computed by hand. Tolerance: 1e-10.
+    assert_allclose(res.cuped.abs_diff, adjusted[300:].mean() - adjusted[:300].mean(), rtol=1e-10)
+
+
+def test_cuped_variance_reduction_equals_squared_correlation():
+    rng = np.random.default_rng(8)
+    rho, n = 0.6, 40_000
+    cov = [[1.0, rho], [rho, 1.0]]
+    x, y = rng.multivariate_normal([0.0, 0.0], cov, size=2 * n).T
+    frame = pd.DataFrame({"arm": np.repeat(["A", "B"], n), "y": y + 5.0, "x": x})
+    res = lift.estimate_lift_frame(frame, "arm", "y", "A", "B", covariate="x")
+    # Reference: Var(y - theta x) / Var(y) = 1 - rho^2 (Deng et al. 2013), so the reduction is
+    # rho^2 = 0.36. Tolerance: 0.02 (sampling error of r^2 with 80,000 units is ~0.005).
+    assert_allclose(res.cuped_variance_reduction, rho**2, atol=0.02)
+    # Reference: the interval shrinks by sqrt(1 - reduction). Tolerance: float noise.
+    width = res.abs_ci_high - res.abs_ci_low
+    cuped_width = res.cuped.abs_ci_high - res.cuped.abs_ci_low
+    raw_se = math.sqrt(y[:n].var(ddof=1) / n + y[n:].var(ddof=1) / n)
+    assert_allclose(cuped_width / (2 * Z975 * raw_se), math.sqrt(1 - res.cuped_variance_reduction))
+    assert cuped_width < width
+
+
+def test_cuped_keys_appear_only_with_a_covariate():
+    frame = pd.DataFrame({"arm": list("AAABBB"), "y": [1, 0, 1, 1, 1, 0], "x": [3, 1, 2, 4, 3, 1]})
+    plain = lift.estimate_lift_frame(frame, "arm", "y", "A", "B").to_dict()
+    adjusted = lift.estimate_lift_frame(frame, "arm", "y", "A", "B", covariate="x").to_dict()
+    assert tuple(plain) == lift.LIFT_KEYS
+    assert tuple(adjusted) == lift.LIFT_KEYS + lift.CUPED_KEYS
+
+
+# --------------------------------------------------------------------------------------------
+# several arms and segments
+
+
+def holm_by_hand(p: list[float]) -> np.ndarray:
+    """Holm (1979): sort, multiply the i-th smallest by (m - i), running maximum, cap at 1."""
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def test_multi_arm_holm_p_values_match_hand_computation():
+    frame = pd.concat(
+        [unit_frame((100, 1000), (130, 1000)),
+         unit_frame((0, 0), (112, 1000)).assign(arm="C"),
+         unit_frame((0, 0), (101, 1000)).assign(arm="D")],
+        ignore_index=True,
+    )  # fmt: skip
+    table = lift.estimate_lift_arms(frame, "arm", "y", control="A")
+    raw = [table.results[arm].p_value for arm in ["B", "C", "D"]]
+    # Reference: Holm's step-down procedure written out above. Tolerance: float noise.
+    assert list(table.results) == ["B", "C", "D"]
+    assert_allclose(table.p_adjusted.to_numpy(), holm_by_hand(raw), rtol=1e-12)
+    summary = table.summary()
+    assert list(summary.index) == ["B", "C", "D"]
+    assert summary.loc["B", "reject"] == (summary.loc["B", "p_adjusted"] < 0.05)
+
+
+def test_segments_each_equal_the_subset_analysis_with_bh_adjustment():
+    rng = np.random.default_rng(4)
+    n = 3_000
+    frame = pd.DataFrame(
+        {
+            "arm": rng.choice(["ctl", "trt"], n),
+            "segment": rng.choice(["SMB", "MM", "ENT"], n),
+        }
+    )
+    frame["y"] = (rng.random(n) < 0.1 + 0.04 * (frame.arm == "trt")).astype(int)
+    table = lift.estimate_lift_segments(frame, "arm", "y", "ctl", "trt", "segment",
+                                        p_adjust="fdr_bh")  # fmt: skip
+    assert list(table.results) == ["ENT", "MM", "SMB"]
+    for segment, res in table.results.items():
+        part = frame[frame.segment == segment]
+        # Reference: the two-arm analysis of that segment's rows alone. Tolerance: exact.
+        assert res == lift.estimate_lift_frame(part, "arm", "y", "ctl", "trt")
+    raw = [r.p_value for r in table.results.values()]
+    # Reference: statsmodels multipletests(method="fdr_bh"). Tolerance: float noise.
+    assert_allclose(table.p_adjusted, multipletests(raw, method="fdr_bh")[1], rtol=1e-12)
+    assert table.conf_int().index.names == ["segment", "quantity"]
+
+
+# --------------------------------------------------------------------------------------------
+# sample-ratio mismatch
+
+
+def test_srm_statistic_matches_scipy_chisquare():
+    counts = {"control": 5_000, "treatment": 5_400}
+    res = lift.check_sample_ratio(counts, {"control": 0.5, "treatment": 0.5})
+    # Reference: scipy.stats.chisquare against a 50/50 split. Tolerance: float noise.
+    ref = stats.chisquare([5_000, 5_400], [5_200, 5_200])
+    assert_allclose([res.statistic, res.p_value], [ref.statistic, ref.pvalue], rtol=1e-12)
+    assert res.df == 1 and res.is_mismatch
+
+
+def test_srm_normalises_weights_over_three_arms():
+    res = lift.check_sample_ratio(pd.Series({"a": 2_010, "b": 1_000, "c": 990}), [2, 1, 1])
+    # Reference: scipy.stats.chisquare with expected 2000/1000/1000. Tolerance: float noise.
+    ref = stats.chisquare([2_010, 1_000, 990], [2_000, 1_000, 1_000])
+    assert_allclose(res.p_value, ref.pvalue, rtol=1e-12)
+    assert not res.is_mismatch and res.df == 2
+    assert_allclose(res.summary()["planned_share"].to_numpy(), [0.5, 0.25, 0.25])
+
+
+# --------------------------------------------------------------------------------------------
+# power and minimum detectable effect
+
+
+def fleiss_n(pc: float, pt: float, alpha: float, power: float, k: float) -> float:
+    """Fleiss et al. (2003) eq. 4.14 without continuity correction; k = n_t / n_c."""
+    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    pbar = (pc + k * pt) / (1 + k)
+    num = za * math.sqrt(pbar * (1 - pbar) * (1 + 1 / k)) + zb * math.sqrt(
+        pc * (1 - pc) + pt * (1 - pt) / k
+    )
+    return num**2 / (pt - pc) ** 2
+
+
+def test_sample_size_for_ten_percent_baseline_and_twenty_percent_lift_is_3841():
+    res = lift.plan_sample_size(baseline=0.10, mde_rel=0.20)
+    # Reference: textbook closed form (Fleiss, no continuity correction): 3840.85 -> 3841 per
+    # arm, 7682 in total. Tolerance: exact after rounding up.
+    assert res.to_dict() == {"n_per_arm": 3841, "total_n": 7682, "baseline": 0.1,
+                             "mde_rel": 0.2, "alpha": 0.05, "power": 0.8}  # fmt: skip
+    assert_allclose(res.n_control, fleiss_n(0.10, 0.12, 0.05, 0.8, 1), rtol=1e-12)
+    # Reference: statsmodels samplesize_proportions_2indep_onetail (same formula). Tol: 1e-8.
+    assert_allclose(res.n_control, samplesize_proportions_2indep_onetail(0.02, 0.10, 0.8),
+                    rtol=1e-8)  # fmt: skip
+    # Reference: statsmodels NormalIndPower with Cohen's h (arcsine scale): 3834.6, a
+    # different variance approximation. Tolerance: 1 %.
+    h = proportion_effectsize(0.12, 0.10)
+    assert_allclose(res.n_control, NormalIndPower().solve_power(h, alpha=0.05, power=0.8),
+                    rtol=0.01)  # fmt: skip
+    assert_allclose(res.n_control_arcsine, 3834.6, atol=0.1)
+
+
+@pytest.mark.parametrize(("baseline", "mde_rel", "alpha", "power", "ratio"), [
+    (0.05, 0.10, 0.05, 0.8, 1.0), (0.30, -0.15, 0.01, 0.9, 2.0), (0.12, 0.25, 0.10, 0.8, 0.5),
+])  # fmt: skip
+def test_sample_size_matches_statsmodels_with_unequal_arms(baseline, mde_rel, alpha, power, ratio):
+    res = lift.plan_sample_size(baseline, mde_rel, alpha=alpha, power=power, ratio=ratio)
+    pt = baseline * (1 + mde_rel)
+    # Reference: the closed form above, and statsmodels, whose nobs1 is the arm with prop1 =
+    # prop2 + diff (our treatment) and ratio = nobs2 / nobs1 = 1 / ratio. Tolerance: 1e-8.
+    assert_allclose(res.n_control, fleiss_n(baseline, pt, alpha, power, ratio), rtol=1e-12)
+    n_treatment = samplesize_proportions_2indep_onetail(
+        pt - baseline, baseline, power, ratio=1 / ratio, alpha=alpha
+    )
+    assert_allclose(res.n_treatment, n_treatment, rtol=1e-8)
+    # Reference: statsmodels power_proportions_2indep at that size gives the requested power
+    # (it adds the negligible far tail). Tolerance: 1e-4.
+    achieved = power_proportions_2indep(pt - baseline, baseline, n_treatment, ratio=1 / ratio,
+                                        alpha=alpha).power  # fmt: skip
+    assert_allclose(achieved, power, atol=1e-4)
+    assert res.total_n == math.ceil(res.n_control - 1e-9) + math.ceil(res.n_treatment - 1e-9)
+
+
+@pytest.mark.parametrize("direction", ["increase", "decrease"])
+def test_detectable_effect_inverts_sample_size(direction):
+    res = lift.detectable_effect(5_000, baseline=0.08, ratio=1.5, direction=direction)
+    # Reference: plan_sample_size at the solved MDE needs the same 5,000 units. Tol: 1e-8.
+    back = lift.plan_sample_size(0.08, res.mde_rel, ratio=1.5)
+    assert_allclose(back.n_control, 5_000, rtol=1e-8)
+    assert (res.mde_rel > 0) == (direction == "increase")
+
+
+def test_detectable_effect_for_a_finished_study_is_blooms_formula():
+    res = lift.estimate_lift(control=(200, 2_000), treatment=(230, 2_100))
+    mde = lift.detectable_effect_for(res, power=0.8)
+    # Reference: Bloom (1995), MDE = (z_.975 + z_.80) * SE(diff). Tolerance: float noise.
+    expected_abs = (Z975 + stats.norm.ppf(0.8)) * res.abs_se
+    assert_allclose(mde.mde_abs, expected_abs, rtol=1e-12)
+    assert_allclose(mde.ratio, 2_100 / 2_000)
+    # Reference: the two-proportion closed form at the same sizes agrees closely (both are
+    # normal approximations, with slightly different variances). Tolerance: 5 %.
+    planned = lift.detectable_effect(2_000, 0.10, ratio=2_100 / 2_000)
+    assert_allclose(mde.mde_rel, planned.mde_rel, rtol=0.05)
+
+
+# --------------------------------------------------------------------------------------------
+# cluster-randomised designs
+
+
+def clustered_frame(seed: int = 12, n_clusters: int = 40, size: int = 25) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(n_clusters), size)
+    arm = np.where(cluster % 2 == 0, "ctl", "trt")
+    shock = rng.normal(0, 0.06, n_clusters)[cluster]
+    y = (rng.random(len(cluster)) < 0.2 + shock + 0.04 * (arm == "trt")).astype(int)
+    return pd.DataFrame({"account": cluster, "arm": arm, "y": y})
+
+
+def test_clustered_lift_matches_statsmodels_formula_cluster_robust_ols():
+    frame = clustered_frame()
+    res = lift.estimate_lift_clustered(frame, "arm", "y", "ctl", "trt", "account")
+    # Reference: statsmodels formula OLS, y ~ C(arm), cluster-robust (CR1), t(G - 1).
+    # Tolerance: 1e-8.
+    fit = smf.ols("y ~ C(arm)", frame).fit(
+        cov_type="cluster", cov_kwds={"groups": frame.account}, use_t=True
+    )
+    term = "C(arm)[T.trt]"
+    assert_allclose(res.abs_diff, fit.params[term], rtol=1e-8)
+    assert_allclose(res.abs_se, fit.bse[term], rtol=1e-8)
+    assert_allclose(res.p_value, fit.pvalues[term], rtol=1e-8)
+    assert_allclose([res.abs_ci_low, res.abs_ci_high], fit.conf_int().loc[term], rtol=1e-8)
+    b0, b1 = fit.params.iloc[0], fit.params.iloc[1]
+    v = fit.cov_params().to_numpy()
+    # Reference: delta method for b1 / b0 expanded by hand:
+    # Var = V11 / b0^2 - 2 b1 V01 / b0^3 + b1^2 V00 / b0^4. Tolerance: 1e-8.
+    var_rel = v[1, 1] / b0**2 - 2 * b1 * v[0, 1] / b0**3 + b1**2 * v[0, 0] / b0**4
+    assert_allclose(res.rel_se, math.sqrt(var_rel), rtol=1e-8)
+    assert res.df == 39 and res.n_clusters == 40
+    # Clustering with a positive intra-cluster correlation widens the interval.
+    assert res.abs_se > lift.estimate_lift_frame(frame, "arm", "y", "ctl", "trt").abs_se
+
+
+@pytest.mark.parametrize(("account", "message"), [
+    ([1.0, 1, None, 2, 2, 3, 3, 4], "column 'account' has missing values in rows 3"),
+    ([1] * 8, "holds one cluster; need at least 2"),
+])  # fmt: skip
+def test_bad_clustered_input_raises_a_clear_error(account, message):
+    frame = pd.DataFrame({"arm": list("AAAABBBB"), "y": [0, 1, 0, 1, 1, 1, 0, 1]})
+    with pytest.raises(ValueError) as info:
+        frame = frame.assign(account=account)
+        lift.estimate_lift_clustered(frame, "arm", "y", "A", "B", "account")
+    assert message in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# difference-in-differences and event study
+
+
+@pytest.fixture(scope="module")
+def did_reference() -> dict:
+    return json.loads((RESULTS / "did_reference.json").read_text(encoding="utf-8"))
+
+
+def did_data() -> pd.DataFrame:
+    return pd.read_csv(RESULTS / "did_reference_data.csv")
+
+
+@pytest.mark.parametrize("cov_type", ["nonrobust", "HC1", "cluster"])
+def test_did_matches_statsmodels_interaction_ols(did_reference, cov_type):
+    cluster = "region" if cov_type == "cluster" else None
+    res = lift.estimate_did(did_data(), "y", "treated", "post", cluster=cluster, cov_type=cov_type)
+    ref = did_reference["did_2x2"][cov_type]
+    # Reference: did_reference.json, statsmodels formula y ~ treated * post at full precision
+    # (tests/results/make_did_reference.py). Tolerance: 1e-8.
+    for key in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+        assert_allclose(res.to_dict()[key], ref[key], rtol=1e-8, err_msg=key)
+    assert res.n == ref["n"] and res.df == ref["df"] and res.cov_type == cov_type
+
+
+def test_twfe_did_matches_statsmodels_with_unit_and_period_dummies(did_reference):
+    res = lift.estimate_did(did_data(), "y", "treated", "post", cluster="region",
+                            unit="unit", period="period")  # fmt: skip
+    ref = did_reference["did_twfe_cluster"]
+    # Reference: did_reference.json, y ~ I(treated * post) + C(unit) + C(period), clustered by
+    # region. Tolerance: 1e-8.
+    for key in ("estimate", "se", "ci_low", "ci_high", "p_value"):
+        assert_allclose(res.to_dict()[key], ref[key], rtol=1e-8, err_msg=key)
+    assert res.method == "twfe" and res.cov_type == "cluster"
+
+
+def test_event_study_matches_statsmodels_and_its_wald_test(did_reference):
+    res = lift.event_study(did_data(), "y", "unit", "period", "first_treated")
+    ref = did_reference["event_study"]
+    # Reference: did_reference.json, relative-period dummies + C(unit) + C(period) clustered by
+    # unit, and statsmodels wald_test of the leads (F). Tolerance: 1e-8.
+    assert list(res.coefficients.index) == ref["rel_periods"]
+    assert_allclose(res.coefficients.to_numpy(), ref["coefficients"], rtol=1e-8)
+    assert_allclose(res.bse.to_numpy(), ref["se"], rtol=1e-8)
+    assert_allclose([res.pretrend_stat, res.pretrend_p], [ref["pretrend_stat"], ref["pretrend_p"]],
+                    rtol=1e-8)  # fmt: skip
+    assert res.pretrend_df == ref["pretrend_df"]
+    summary = res.summary()
+    assert summary.loc[-1, "estimate"] == 0 and math.isnan(summary.loc[-1, "se"])
+
+
+def test_event_study_flags_a_planted_pre_trend_and_recovers_lags():
+    rng = np.random.default_rng(21)
+    units, periods = 80, 10
+    unit = np.repeat(np.arange(units), periods)
+    period = np.tile(np.arange(periods), units)
+    first = np.where(np.arange(units) < 40, 6, np.nan)[unit]
+    rel = period - first
+    noise = rng.normal(0, 0.3, units)[unit] + rng.normal(0, 0.3, len(unit))
+    effect = np.where(rel >= 0, 1.0, 0.0)  # NaN >= 0 is False: never-treated get nothing
+    frame = pd.DataFrame({"u": unit, "t": period, "first": first})
+    clean = lift.event_study(frame.assign(y=noise + effect), "y", "u", "t", "first")
+    trending = lift.event_study(
+        frame.assign(y=noise + effect + np.where(rel < 0, 0.15 * rel, 0.0)), "y", "u", "t", "first"
+    )
+    # Reference: the planted effect of 1.0 in every post period. Tolerance: 4 standard errors.
+    lags = clean.coefficients[clean.coefficients.index >= 0]
+    assert (np.abs(lags - 1.0) < 4 * clean.bse[lags.index]).all()
+    # Reference: a planted linear pre-trend of 0.15 per period is flagged (seeded).
+    assert clean.pretrend_p > 0.05
+    assert trending.pretrend_p < 0.001
+
+
+def test_did_with_clustering_covers_93_to_97_percent_of_null_rollouts():
+    rng = np.random.default_rng(99)
+    regions, per_cell, sims = 40, 10, 1_000
+    region = np.repeat(np.arange(regions), 2 * per_cell)
+    post = np.tile(np.repeat([0, 1], per_cell), regions)
+    treated = (region < regions // 2).astype(int)
+    cell = region * 2 + post
+    # Null roll-outs: region effects, region-period shocks (the reason to cluster), noise.
+    y = (rng.normal(0, 1, (sims, regions))[:, region]
+         + rng.normal(0, 0.5, (sims, 2 * regions))[:, cell]
+         + rng.normal(0, 1, (sims, len(region))))  # fmt: skip
+    base = pd.DataFrame({"region": region, "treated": treated, "post": post})
+    clustered, naive = [], []
+    for k in range(sims):
+        frame = base.assign(y=y[k])
+        res = lift.estimate_did(frame, "y", "treated", "post", cluster="region")
+        clustered.append(res.ci_low <= 0 <= res.ci_high)
+        res = lift.estimate_did(frame, "y", "treated", "post")
+        naive.append(res.ci_low <= 0 <= res.ci_high)
+    # Reference: 1,000 seeded null roll-outs, nominal 95 %. Tolerance: 93-97 %.
+    assert 0.93 <= np.mean(clustered) <= 0.97, np.mean(clustered)
+    # Ignoring the region-period shocks under-covers (measured: about 89 %).
+    assert np.mean(naive) < np.mean(clustered) - 0.03
+
+
+# --------------------------------------------------------------------------------------------
+# bad input
+
+
+def base_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"arm": list("AAABBB"), "y": [0, 1, 0, 1, 1, 0], "x": [1.0, 2, 3, 4, 5, 6]}
+    )
+
+
+FRAME_CASES = [
+    ("label-not-found", {}, {"treatment": "Z"}, "treatment arm 'Z' not found in column 'arm'"),
+    ("one-arm", {"arm": list("AAAAAA")}, {}, "needs at least two arms"),
+    ("same-label", {}, {"treatment": "A"}, "the arms compared must differ"),
+    ("text-outcome", {"y": list("abcdef")}, {}, "must hold 0/1 or numeric outcomes"),
+    ("all-zero-control", {"y": [0, 0, 0, 1, 0, 1]}, {}, "relative lift is undefined"),
+    ("nan-outcome", {"y": [0, None, 0, 1, None, 0]}, {},
+        "column 'y' has missing values in rows 2, 5"),
+    ("nan-arm", {"arm": ["A", "A", None, "B", "B", "B"]}, {},
+        "column 'arm' has missing values in rows 3"),
+    ("one-unit", {"arm": list("AAAAAB")}, {}, "arm 'B' has 1 unit(s); need at least 2"),
+    ("missing-column", {}, {"outcome_col": "nope"}, "column 'nope' not found"),
+    ("bad-alpha", {}, {"alpha": 1.5}, "alpha must lie strictly between 0 and 1"),
+    ("constant-covariate", {"x": [1.0] * 6}, {"covariate": "x"}, "is constant"),
+    ("nan-covariate", {"x": [1.0, 2, None, 4, 5, 6]}, {"covariate": "x"},
+        "column 'x' has missing values in rows 3"),
+    ("infinite-outcome", {"y": [0, 1, 0, 1, np.inf, 0]}, {}, "infinite values in rows 5"),
+    ("constant-outcomes", {"y": [1, 1, 1, 1, 1, 1]}, {}, "no variance"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "columns", "kwargs", "message"), FRAME_CASES,
+                         ids=[c[0] for c in FRAME_CASES])  # fmt: skip
+def test_bad_frame_input_raises_a_clear_error(case, columns, kwargs, message):
+    frame = base_frame().assign(**columns)
+    args = {"arm_col": "arm", "outcome_col": "y", "control": "A", "treatment": "B"} | kwargs
+    with pytest.raises(ValueError) as info:
+        lift.estimate_lift_frame(frame, **args)
+    assert message in str(info.value)
+
+
+COUNT_ERRORS = [
+    ("more-conversions-than-n", (5, 3), (1, 10), "control conversions must lie between 0 and n=3"),
+    ("fractional", (0.5, 10), (1, 10), "control conversions must be a whole number"),
+    ("n-below-two", (1, 10), (1, 1), "treatment n must be at least 2"),
+    ("zero-control", (0, 100), (5, 100), "relative lift is undefined"),
+    ("not-a-pair", (5,), (1, 10), "control must be a pair (conversions, n)"),
+]
+
+
+@pytest.mark.parametrize(("case", "control", "treatment", "message"), COUNT_ERRORS,
+                         ids=[c[0] for c in COUNT_ERRORS])  # fmt: skip
+def test_bad_counts_raise_a_clear_error(case, control, treatment, message):
+    with pytest.raises(ValueError, match=None) as info:
+        lift.estimate_lift(control=control, treatment=treatment)
+    assert message in str(info.value)
+
+
+def did_frame() -> pd.DataFrame:
+    return pd.DataFrame({"y": [1.0, 2, 3, 4, 5, 6, 7, 9], "d": [0, 0, 1, 1] * 2,
+                         "p": [0, 1, 0, 1] * 2, "g": [1, 2, 3, 4] * 2})  # fmt: skip
+
+
+DID_ERRORS = [
+    ("not-indicator", {"d": [0, 0, 2, 1, 0, 0, 1, 1]}, {},
+        "column 'd' must hold 0/1 indicators; other values in rows 3"),
+    ("cluster-cov-without-column", {}, {"cov_type": "cluster"}, "needs a cluster column"),
+    ("cluster-with-hc1", {}, {"cluster": "g", "cov_type": "HC1"}, "use cov_type='cluster'"),
+    ("unknown-cov-type", {}, {"cov_type": "HC3"},
+        "cov_type must be one of nonrobust, HC1, cluster"),
+    ("empty-cell", {"p": [0, 1, 0, 0] * 2}, {}, "no rows with d=1 and p=1"),
+    ("unit-without-period", {}, {"unit": "g"}, "give both unit and period"),
+    ("nan-outcome", {"y": [1.0, None, 3, 4, 5, 6, 7, 9]}, {},
+        "column 'y' has missing values in rows 2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "columns", "kwargs", "message"), DID_ERRORS,
+                         ids=[c[0] for c in DID_ERRORS])  # fmt: skip
+def test_bad_did_input_raises_a_clear_error(case, columns, kwargs, message):
+    with pytest.raises(ValueError) as info:
+        lift.estimate_did(did_frame().assign(**columns), "y", "d", "p", **kwargs)
+    assert message in str(info.value)
+
+
+def test_event_study_without_comparison_units_is_refused():
+    frame = pd.DataFrame({"u": np.repeat(range(6), 5), "t": np.tile(range(5), 6), "first": 2.0})
+    frame["y"] = np.random.default_rng(0).normal(size=len(frame))
+    with pytest.raises(ValueError, match="needs never-treated units or roll-outs starting"):
+        lift.event_study(frame, "y", "u", "t", "first")
+    with pytest.raises(ValueError, match="must be constant within each u"):
+        lift.event_study(frame.assign(first=frame.u + frame.t), "y", "u", "t", "first")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"baseline": 0.0, "mde_rel": 0.2}, "baseline must be a rate strictly between 0 and 1"),
+    ({"baseline": 0.9, "mde_rel": 0.2}, "keep baseline * (1 + mde_rel) in (0, 1)"),
+    ({"baseline": 0.1, "mde_rel": 0.0}, "mde_rel must be non-zero"),
+    ({"baseline": 0.1, "mde_rel": 0.2, "power": 1.0}, "power must lie strictly between 0 and 1"),
+    ({"baseline": 0.1, "mde_rel": 0.2, "ratio": 0}, "ratio (treatment units per control unit)"),
+])  # fmt: skip
+def test_bad_power_arguments_raise_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError) as info:
+        lift.plan_sample_size(**kwargs)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(("counts", "shares", "message"), [
+    ({"a": 10}, [1], "counts needs at least two arms"),
+    ({"a": 10, "b": 12}, [1, 1, 1], "planned_shares has 3 values for 2 arms"),
+    ({"a": 10, "b": 12}, {"a": 1, "c": 1}, "must name the same arms as counts"),
+    ({"a": 10, "b": -1}, [1, 1], "counts must be whole numbers"),
+    ({"a": 10, "b": 12}, [1, 0], "planned_shares must be positive"),
+])  # fmt: skip
+def test_bad_srm_input_raises_a_clear_error(counts, shares, message):
+    with pytest.raises(ValueError) as info:
+        lift.check_sample_ratio(counts, shares)
+    assert message in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# results objects, verdicts, properties
+
+
+def test_results_are_frozen_with_exact_json_keys():
+    res = lift.estimate_lift(control=(120, 1000), treatment=(150, 1000))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.abs_diff = 0.0  # type: ignore[misc]
+    assert not hasattr(res, "__dict__")  # slotted
+    assert tuple(res.to_dict()) == lift.LIFT_KEYS
+    did = lift.estimate_did(did_data(), "y", "treated", "post")
+    assert tuple(did.to_dict()) == lift.DID_KEYS
+    assert tuple(lift.plan_sample_size(0.1, 0.2).to_dict()) == lift.POWER_KEYS
+    assert list(res.summary().columns) == ["estimate", "se", "low", "high", "p_value", "n"]
+
+
+def test_conf_int_level_follows_alpha():
+    res = lift.estimate_lift(control=(120, 1000), treatment=(150, 1000))
+    w95 = res.conf_int(0.05).eval("high - low")
+    w80 = res.conf_int(0.20).eval("high - low")
+    # Reference: widths scale with the normal quantile. Tolerance: float noise.
+    assert_allclose(w80 / w95, stats.norm.ppf(0.9) / Z975)
+
+
+@pytest.mark.parametrize(("treatment", "verdict"), [
+    ((130, 1000), "inconclusive, the interval spans zero"),
+    # p = 0.049 but the relative interval (-2.9 %, +52.9 %) spans zero: never contradict it.
+    ((150, 1000), "inconclusive, the interval spans zero"),
+    ((170, 1000), "treatment did better than control at the 5 % level"),
+    ((80, 1000), "treatment did worse than control at the 5 % level"),
+])  # fmt: skip
+def test_describe_lift_gives_the_verdict(treatment, verdict):
+    sentence = lift.describe_lift(lift.estimate_lift(control=(120, 1000), treatment=treatment))
+    assert sentence.endswith(verdict + ".")
+    assert "12.0 % for control" in sentence
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    nc=st.integers(2, 5_000), nt=st.integers(2, 5_000),
+    fc=st.floats(0.01, 1.0), ft=st.floats(0.0, 1.0), alpha=st.sampled_from([0.01, 0.05, 0.2]),
+)  # fmt: skip
+def test_intervals_contain_their_estimates_and_agree_with_p(nc, nt, fc, ft, alpha):
+    xc, xt = max(1, round(fc * nc)), round(ft * nt)
+    if xc == nc and xt in (0, nt):
+        return  # both arms constant: no variance, covered by the bad-input tests
+    res = lift.estimate_lift(control=(xc, nc), treatment=(xt, nt), alpha=alpha)
+    assert res.abs_ci_low <= res.abs_diff <= res.abs_ci_high
+    assert res.rel_ci_low <= res.rel_lift <= res.rel_ci_high
+    assert 0 <= res.p_value <= 1
+    if not math.isclose(res.p_value, alpha, rel_tol=1e-9):
+        assert (res.abs_ci_low > 0 or res.abs_ci_high < 0) == (res.p_value < alpha)
+
+
+def test_docstring_examples_run():
+    failed, attempted = doctest.testmod(lift, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert attempted >= 8 and failed == 0
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def write_units(path: Path) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    n = 2_000
+    frame = pd.DataFrame({"arm": rng.choice([0, 1], n), "x": rng.normal(10, 2, n)})
+    frame["y"] = (rng.random(n) < 0.1 + 0.02 * (frame.x - 10) + 0.03 * frame.arm).astype(int)
+    frame["region"] = rng.integers(0, 40, n)
+    frame["treated"] = (frame.region < 20).astype(int)
+    frame["post"] = rng.integers(0, 2, n)
+    frame.to_parquet(path) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+    return frame
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_cli_lift_prints_the_contract_keys_at_full_precision(runner, tmp_path, suffix):
+    path = tmp_path / f"units{suffix}"
+    frame = write_units(path)
+    args = ["lift", str(path), "--arm-col", "arm", "--outcome-col", "y", "--control", "0",
+            "--treatment", "1", "--covariate", "x"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    # Reference: the library on the same rows; JSON floats round-trip exactly (repr).
+    expected = lift.estimate_lift_frame(frame, "arm", "y", 0, 1, covariate="x").to_dict()
+    assert tuple(payload) == lift.LIFT_KEYS + lift.CUPED_KEYS
+    assert payload == expected
+
+
+def test_cli_lift_table_format_prints_a_table_and_the_verdict(runner, tmp_path):
+    path = tmp_path / "units.csv"
+    write_units(path)
+    args = ["lift", str(path), "--arm-col", "arm", "--outcome-col", "y", "--control", "0",
+            "--treatment", "1", "--format", "table"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "rel_lift" in result.stdout and "relative lift of" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--control", "0", "--treatment", "7"], 1, "treatment arm '7' not found in column 'arm'"),
+    (["--control", "0", "--treatment", "1", "--outcome-col", "nope"], 1,
+        "column 'nope' not found"),
+    (["--control", "0", "--treatment", "1", "--format", "xml"], 2, "--format"),
+])  # fmt: skip
+def test_cli_lift_errors_exit_with_one_line(runner, tmp_path, args, code, message):
+    path = tmp_path / "units.csv"
+    write_units(path)
+    result = runner.invoke(app, ["lift", str(path), "--arm-col", "arm", "--outcome-col", "y",
+                                 *args])  # fmt: skip
+    assert result.exit_code == code
+    assert message in " ".join(result.stderr.split())
+    if code == 1:
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_cli_lift_missing_file_exits_1(runner, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "lift",
+            str(tmp_path / "none.csv"),
+            "--arm-col",
+            "a",
+            "--outcome-col",
+            "y",
+            "--control",
+            "0",
+            "--treatment",
+            "1",
+        ],
+    )
+    assert result.exit_code == 1 and "no such file" in result.stderr
+
+
+def test_cli_did_prints_the_contract_keys(runner, did_reference):
+    path = RESULTS / "did_reference_data.csv"
+    result = runner.invoke(app, ["did", str(path), "--outcome", "y", "--treated", "treated",
+                                 "--post", "post", "--cluster", "region"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert tuple(payload) == lift.DID_KEYS and payload["cov_type"] == "cluster"
+    # Reference: did_reference.json (statsmodels, clustered by region). Tolerance: 1e-8.
+    assert_allclose(payload["se"], did_reference["did_2x2"]["cluster"]["se"], rtol=1e-8)
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--cov-type", "cluster"], 1, "--cov-type cluster needs --cluster"),
+    (["--cov-type", "HC3"], 2, "--cov-type"),
+    (["--cluster", "region", "--cov-type", "HC1"], 1,
+        "--cluster is only used with --cov-type cluster"),
+    (["--cluster", "nope"], 1, "column 'nope' not found"),
+])  # fmt: skip
+def test_cli_did_errors_exit_with_the_right_code(runner, args, code, message):
+    path = RESULTS / "did_reference_data.csv"
+    result = runner.invoke(app, ["did", str(path), "--outcome", "y", "--treated", "treated",
+                                 "--post", "post", *args])  # fmt: skip
+    assert result.exit_code == code
+    assert message in " ".join(result.stderr.split())
+
+
+def test_cli_power_reports_3841_per_arm(runner):
+    result = runner.invoke(app, ["power", "--baseline", "0.1", "--mde-rel", "0.2"])
+    assert result.exit_code == 0, result.output
+    # Reference: the closed form (Fleiss), 3840.85 rounded up; see the library test above.
+    assert json.loads(result.stdout) == {
+        "n_per_arm": 3841,
+        "total_n": 7682,
+        "baseline": 0.1,
+        "mde_rel": 0.2,
+        "alpha": 0.05,
+        "power": 0.8,
+    }
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["--baseline", "1.5", "--mde-rel", "0.2"], 1),
+    (["--baseline", "0.1", "--mde-rel", "0.2", "--power", "abc"], 2),
+    (["--baseline", "0.1"], 2),
+])  # fmt: skip
+def test_cli_power_errors_exit_with_the_right_code(runner, args, code):
+    result = runner.invoke(app, ["power", *args])
+    assert result.exit_code == code
