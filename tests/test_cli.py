@@ -1,0 +1,88 @@
+"""The `alignment` command line: exit codes, one-line errors, output on the right stream.
+
+Subprocess runs check the installed entry point the way a user meets it; CliRunner runs check
+the rest quickly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alignment.cli import app
+
+CORPUS = Path(__file__).parent / "data" / "bad"
+runner = CliRunner()
+
+
+def test_validate_clean_folder_prints_one_line_per_table_and_exits_0() -> None:
+    result = runner.invoke(app, ["validate", str(CORPUS / "good")])
+    assert result.exit_code == 0, result.output
+    assert "accounts.csv: 3 rows, 6 columns" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 11  # every contract table of `good`
+
+
+def test_validate_lists_every_problem_on_stderr_and_exits_1() -> None:
+    result = runner.invoke(app, ["validate", str(CORPUS / "three_problems")])
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3
+    assert "touchpoints.csv, column touch_id, rows 5, 6: breaks unique" in result.stderr
+    assert result.stdout == ""
+
+
+def test_validate_with_quirks_warns_and_exits_0() -> None:
+    result = runner.invoke(app, ["validate", str(CORPUS / "quirks")])
+    assert result.exit_code == 0
+    assert "warning:" in result.stderr and "stage_out_of_order" in result.stderr
+
+
+def test_missing_data_folder_is_one_line_and_exit_1() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "alignment.cli", "validate", "/no/such/folder"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no such file or folder: /no/such/folder"
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["demo", "--out", "x", "--scale", "huge"], 2),
+        (["report", "--format", "docx"], 2),
+        (["validate"], 2),
+        (["no-such-command"], 2),
+        (["report", "--quarter", "2026Q9"], 1),
+    ],
+)
+def test_usage_errors_exit_2_and_user_errors_exit_1(args: list[str], code: int) -> None:
+    assert runner.invoke(app, args).exit_code == code
+
+
+def test_report_with_a_missing_params_file_says_which(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", "--params", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 1
+    assert "none.yaml" in result.stderr
+
+
+def test_run_refuses_an_unknown_notebook(tmp_path: Path) -> None:
+    params = tmp_path / "study.yaml"
+    params.write_text("notebook: horoscope\n", encoding="utf-8")
+    result = runner.invoke(app, ["run", str(params)])
+    assert result.exit_code == 1
+    assert "unknown notebook 'horoscope'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["demo", "validate", "report", "run", "attribute", "lift", "did", "power"]
+)
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.stdout
