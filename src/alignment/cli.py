@@ -449,5 +449,106 @@ def power_command(
     write_json(result.to_dict(), None)
 
 
+# --------------------------------------------------------------------------------------------
+# attribute: multi-touch attribution on aggregated paths (alignment.attribution)
+
+
+class AttributionModel(str, Enum):
+    first_touch = "first_touch"
+    last_touch = "last_touch"
+    linear = "linear"
+    time_decay = "time_decay"
+    u_shaped = "u_shaped"
+    w_shaped = "w_shaped"
+    full_path = "full_path"
+    j_shaped = "j_shaped"
+    inverse_j = "inverse_j"
+    markov = "markov"
+    shapley = "shapley"
+
+
+class AttributeFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+def _read_path_table(file: Path, path_col: str) -> Any:
+    """Read aggregated paths from .csv, .csv.gz or .parquet; the path column is read as text."""
+    import pandas as pd
+
+    if not file.exists():
+        raise UserError(f"no such file: {file}")
+    if file.is_dir():
+        raise UserError(f"{file} is a folder; expected a .csv, .csv.gz or .parquet file")
+    name = file.name.lower()
+    try:
+        if name.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(file, dtype={path_col: str}, keep_default_na=False,
+                               na_values=[""])
+        if name.endswith((".parquet", ".pq")):
+            return pd.read_parquet(file)
+    except (ValueError, OSError, ImportError, EOFError) as exc:
+        raise UserError(f"cannot read {file}: {_one_line(exc)}") from None
+    raise UserError(f"{file}: expected a .csv, .csv.gz or .parquet file")
+
+
+def _neutralise_formulas(names: Any) -> list[str]:
+    """Prefix a channel name starting with = + - @ with ' so spreadsheets show it as text."""
+    return [f"'{n}" if str(n)[:1] in ("=", "+", "-", "@") else str(n) for n in names]
+
+
+@app.command("attribute")
+def attribute_command(
+    file: Annotated[
+        Path, typer.Argument(help="Aggregated paths: .csv, .csv.gz or .parquet, one row per path.")
+    ],
+    model: Annotated[AttributionModel, typer.Option("--model", help="Attribution model.")],
+    order: Annotated[
+        int, typer.Option("--order", min=1, help="Markov order k (states: last k channels).")
+    ] = 1,
+    path_col: Annotated[str, typer.Option("--path-col", help="Column of paths.")] = "path",
+    sep: Annotated[str, typer.Option("--sep", help="Separator between channels.")] = ">",
+    conv_col: Annotated[
+        str, typer.Option("--conv-col", help="Column: converting journeys per path.")
+    ] = "conversions",
+    null_col: Annotated[
+        str, typer.Option("--null-col", help="Column: non-converting journeys per path.")
+    ] = "nulls",
+    value_col: Annotated[
+        str | None, typer.Option("--value-col", help="Column: revenue of the conversions.")
+    ] = None,
+    output_format: Annotated[
+        AttributeFormat,
+        typer.Option("--format", help='csv, or json: {"channels": [{channel, conversions, '
+                     '[value,] share}, ...]}.'),
+    ] = AttributeFormat.csv,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Credit conversions (and value) of aggregated paths to channels.
+
+    Writes one row per channel: channel, conversions[, value], share (share of the
+    conversions, 0-1). Floats are written at full precision. JSON output is an object with one
+    key, "channels", holding a list of such rows.
+    """
+    from alignment import attribution
+
+    with user_errors():
+        frame = _read_path_table(file, path_col)
+        try:
+            paths = attribution.parse_paths(frame, path_col=path_col, sep=sep, conv_col=conv_col,
+                                            null_col=null_col, value_col=value_col)
+            result = attribution.attribute(paths, model.value, order=order)
+        except ValueError as exc:
+            raise UserError(f"{file}: {_one_line(exc)}") from None
+        table = result.to_frame()
+        if output_format is AttributeFormat.json:
+            write_json({"channels": table.to_dict(orient="records")}, out)
+        else:
+            table["channel"] = _neutralise_formulas(table["channel"])
+            write_text(table.to_csv(index=False, lineterminator="\n"), out)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,1278 @@
+"""Multi-touch attribution on aggregated path data: rule-based, Markov (exact, order k), Shapley.
+
+Input is the ChannelAttribution / DP6 layout: one row per distinct path, ``path`` holding the
+channels joined by a separator, ``conversions`` and ``nulls`` counting the journeys that took
+that path and did or did not convert, and optionally ``value``, the revenue of the converting
+journeys. :func:`parse_paths` validates and encodes it once; :func:`attribute` runs one model on
+it and returns an :class:`AttributionResult`; :func:`bootstrap` adds percentile intervals by
+resampling journeys.
+
+Every model credits exactly the observed conversions (and value): the credit of the channels sums
+to the total to floating point.
+
+Models and their weights (``L`` is the number of touches of a path, positions count from 1):
+
+============  ==========================================================================
+first_touch   100 % to touch 1
+last_touch    100 % to touch L
+linear        1/L to every touch (a channel touched twice gets two shares)
+time_decay    touch i gets weight 2 ** (-(L - i) / h), normalised within the path; h is the
+              half-life in steps (default 1: each earlier touch counts half as much). With
+              per-touch ages in days use :func:`attribute_time_decay_by_age` (h = 7 days)
+u_shaped      40 % first, 40 % last, 20 % shared by the touches in between
+j_shaped      20 % first, 60 % last, 20 % shared by the touches in between
+inverse_j     60 % first, 20 % last, 20 % shared by the touches in between
+w_shaped      30 % first, 30 % "opportunity" touch, 30 % last, 10 % shared by the rest; on a
+              path without stages the opportunity touch is the middle one, position
+              ``L // 2 + 1`` (the later one of two middles: opportunities come late)
+full_path     22.5 % each to first, "lead", "opportunity" and last touch, 10 % shared by the
+              rest; without stages lead and opportunity are the touches at the positions
+              ``round((L - 1) / 3) + 1`` and ``round(2 (L - 1) / 3) + 1`` (halves round up)
+markov        removal effects of an absorbing Markov chain of order k (Anderl et al. 2016)
+shapley       Shapley values of the coalition game "conversions the channels of S could have
+              produced alone" (Zhao et al. 2018, simplified Shapley)
+============  ==========================================================================
+
+Short paths of the position models (HubSpot and Marketo Measure conventions): a path of one
+touch gives it 100 %. When a path has no touch outside the anchor touches, the anchors' weights
+are renormalised to sum to one (U-shaped with two touches: 50/50; J-shaped: 25/75; W-shaped with
+three touches: a third each; full path with four: 25 % each). When a path has fewer touches than
+the model has anchors (W-shaped with two touches, full path with two or three), its touches share
+the credit equally.
+
+References
+----------
+.. [1] Anderl, E., Becker, I., von Wangenheim, F., Schumann, J. H. (2016). Mapping the customer
+   journey: Lessons learned from graph-based online attribution modeling. International Journal
+   of Research in Marketing 33(3), 457-474.
+.. [2] Zhao, K., Mahboobi, S. H., Bagheri, S. R. (2018). Shapley value methods for attribution
+   modeling in online advertising. arXiv:1804.05327.
+.. [3] Altomare, D., Loris, D. ChannelAttribution (R and Python package), markov_model.
+.. [4] Efron, B., Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman & Hall.
+.. [5] Castro, J., Gomez, D., Tejada, J. (2009). Polynomial calculation of the Shapley value
+   based on sampling. Computers & Operations Research 36(5), 1726-1730.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.linalg import splu
+
+log = logging.getLogger(__name__)
+
+RULE_MODELS: tuple[str, ...] = (
+    "first_touch",
+    "last_touch",
+    "linear",
+    "time_decay",
+    "u_shaped",
+    "w_shaped",
+    "full_path",
+    "j_shaped",
+    "inverse_j",
+)
+MODELS: tuple[str, ...] = (*RULE_MODELS, "markov", "shapley")
+
+#: anchor weights (first, *middles, last) and the weight shared by the other touches
+_ANCHORS: dict[str, tuple[tuple[float, ...], float]] = {
+    "u_shaped": ((0.4, 0.4), 0.2),
+    "j_shaped": ((0.2, 0.6), 0.2),
+    "inverse_j": ((0.6, 0.2), 0.2),
+    "w_shaped": ((0.3, 0.3, 0.3), 0.1),
+    "full_path": ((0.225, 0.225, 0.225, 0.225), 0.1),
+}
+EXACT_SHAPLEY_MAX_CHANNELS = 15
+#: Markov chains with more transient states than this are solved by a checked iteration, not LU
+DIRECT_MAX_STATES = 2500
+#: largest accepted error bound of an iterated solution, relative to its largest entry
+ITERATIVE_REL_TOL = 1e-13
+MAX_ITERATIONS = 20_000
+TIME_DECAY_HALF_LIFE_DAYS = 7.0
+
+# A fitted model, evaluated on one set of counts: (credit, value credit or None, extras).
+_Evaluator = Callable[
+    [np.ndarray, np.ndarray, np.ndarray | None],
+    tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]],
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and input
+# --------------------------------------------------------------------------------------------
+
+
+class PathDataError(ValueError):
+    """Bad aggregated path data: which column, which rows (1-based) and which rule is broken."""
+
+    def __init__(self, column: str, rows: Sequence[int], rule: str) -> None:
+        super().__init__(column, tuple(rows), rule)
+        self.column, self.rows, self.rule = column, tuple(rows), rule
+
+    def __str__(self) -> str:  # column conversions, rows 3, 7: negative count
+        shown = ", ".join(map(str, self.rows[:5]))
+        more = f" … ({len(self.rows)} rows)" if len(self.rows) > 5 else ""
+        where = f", rows {shown}{more}" if self.rows else ""
+        return f"column {self.column}{where}: {self.rule}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Paths:
+    """Distinct paths, encoded once: channel codes of every touch plus the journey counts.
+
+    Attributes
+    ----------
+    path : pd.Index
+        Normalised path text (channels stripped, joined by ``sep``), one per distinct path.
+    channels : pd.Index
+        Channel names; a touch's code is its position here.
+    tokens : np.ndarray
+        Channel code of every touch, paths concatenated in order (int64).
+    offsets : np.ndarray
+        Path ``i`` owns ``tokens[offsets[i]:offsets[i + 1]]`` (int64, ``len(path) + 1``).
+    conversions, nulls : np.ndarray
+        Journeys on each path that converted / did not (float64, non-negative).
+    value : np.ndarray or None
+        Revenue of the converting journeys of each path, in the data's currency.
+    sep : str
+        Separator used in ``path``.
+    """
+
+    path: pd.Index
+    channels: pd.Index
+    tokens: np.ndarray
+    offsets: np.ndarray
+    conversions: np.ndarray
+    nulls: np.ndarray
+    value: np.ndarray | None
+    sep: str = ">"
+
+    @property
+    def n_paths(self) -> int:
+        """Number of distinct paths."""
+        return len(self.path)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Touches per path."""
+        return np.diff(self.offsets)
+
+    @property
+    def path_of_token(self) -> np.ndarray:
+        """Index of the path each touch belongs to."""
+        return np.repeat(np.arange(self.n_paths), self.lengths)
+
+    @property
+    def position(self) -> np.ndarray:
+        """0-based position of each touch within its path."""
+        return np.arange(len(self.tokens)) - np.repeat(self.offsets[:-1], self.lengths)
+
+    @property
+    def n_journeys(self) -> float:
+        """Converting plus non-converting journeys."""
+        return float(self.conversions.sum() + self.nulls.sum())
+
+    def to_frame(self) -> pd.DataFrame:
+        """The paths back in the input layout: path, conversions, nulls[, value]."""
+        out = {"path": self.path, "conversions": self.conversions, "nulls": self.nulls}
+        if self.value is not None:
+            out["value"] = self.value
+        return pd.DataFrame(out)
+
+
+def parse_paths(
+    frame: pd.DataFrame,
+    path_col: str = "path",
+    sep: str = ">",
+    conv_col: str = "conversions",
+    null_col: str = "nulls",
+    value_col: str | None = None,
+    channels: Iterable[str] | None = None,
+) -> Paths:
+    """Validate aggregated path data and encode it as :class:`Paths`.
+
+    Parameters
+    ----------
+    frame : pd.DataFrame
+        One row per path (repeated paths allowed: their counts are summed).
+    path_col : str, default "path"
+        Channels of the path joined by ``sep``; whitespace around each channel is stripped.
+    sep : str, default ">"
+        Separator between channels.
+    conv_col, null_col : str, default "conversions", "nulls"
+        Converting and non-converting journeys on the path (non-negative numbers).
+    value_col : str or None, default None
+        Revenue of the path's converting journeys (non-negative; zero where no conversion).
+    channels : iterable of str or None, default None
+        Declare the channels (and their order). A declared channel that never appears gets zero
+        credit; a path with an undeclared channel is an error. By default the channels found,
+        sorted by name.
+
+    Returns
+    -------
+    Paths
+
+    Raises
+    ------
+    PathDataError
+        (a ``ValueError``) naming the column, the rows (1-based, in ``frame`` order) and the rule:
+        missing column, missing value (NaN), empty path or empty channel, negative count, value
+        without conversions, undeclared channel.
+
+    Notes
+    -----
+    Counts may be fractional (weights); :func:`bootstrap` needs whole journeys.
+
+    Examples
+    --------
+    >>> p = parse_paths(pd.DataFrame({"path": ["A > B", "B", "A>B"],
+    ...                               "conversions": [1, 0, 2], "nulls": [3, 1, 0]}))
+    >>> list(p.path), p.conversions.tolist(), list(p.channels)
+    (['A>B', 'B'], [3.0, 0.0], ['A', 'B'])
+    """
+    if not sep:
+        raise ValueError("sep must be a non-empty string")
+    cols = [path_col, conv_col, null_col] + ([value_col] if value_col else [])
+    for col in cols:
+        if col not in frame.columns:
+            known = ", ".join(map(str, frame.columns))
+            raise PathDataError(col, (), f"missing column (columns: {known})")
+    for col in cols:
+        _check_no_missing(frame, col)
+    counts = {col: _numeric_column(frame, col) for col in cols[1:]}
+    for col in (conv_col, null_col) + ((value_col,) if value_col else ()):
+        _check_non_negative(counts[col], col)
+    if value_col:
+        bad = np.flatnonzero((counts[value_col] > 0) & (counts[conv_col] == 0)) + 1
+        if len(bad):
+            raise PathDataError(value_col, bad, "value on a path without conversions")
+    texts = _normalise_paths(frame[path_col], sep, path_col)
+    grouped = _sum_repeated(texts, counts, conv_col, null_col, value_col)
+    return _encode(grouped, sep, channels)
+
+
+def _check_no_missing(frame: pd.DataFrame, col: str) -> None:
+    bad = np.flatnonzero(frame[col].isna().to_numpy()) + 1
+    if len(bad):
+        raise PathDataError(col, bad, "missing value")
+
+
+def _numeric_column(frame: pd.DataFrame, col: str) -> np.ndarray:
+    values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.flatnonzero(~np.isfinite(values)) + 1
+    if len(bad):
+        raise PathDataError(col, bad, "not a finite number")
+    return values
+
+
+def _check_non_negative(values: np.ndarray, col: str) -> None:
+    bad = np.flatnonzero(values < 0) + 1
+    if len(bad):
+        raise PathDataError(col, bad, "negative count")
+
+
+def _normalise_paths(column: pd.Series, sep: str, path_col: str) -> list[str]:
+    """Strip whitespace around every channel; reject empty paths and empty channels."""
+    texts = column.astype(str).tolist()
+    out: list[str] = []
+    bad: list[int] = []
+    for row, text in enumerate(texts, start=1):
+        parts = [part.strip() for part in text.split(sep)]
+        if not all(parts):
+            bad.append(row)
+        out.append(sep.join(parts))
+    if bad:
+        raise PathDataError(path_col, bad, "empty path or empty channel between separators")
+    return out
+
+
+def _sum_repeated(
+    texts: list[str],
+    counts: dict[str, np.ndarray],
+    conv_col: str,
+    null_col: str,
+    value_col: str | None,
+) -> pd.DataFrame:
+    data = {"path": texts, "conversions": counts[conv_col], "nulls": counts[null_col]}
+    if value_col:
+        data["value"] = counts[value_col]
+    frame = pd.DataFrame(data)
+    if frame["path"].duplicated().any():
+        frame = frame.groupby("path", sort=False, as_index=False).sum()
+    return frame
+
+
+def _encode(frame: pd.DataFrame, sep: str, channels: Iterable[str] | None) -> Paths:
+    texts = frame["path"].tolist()
+    lengths = np.fromiter((t.count(sep) + 1 for t in texts), dtype=np.int64, count=len(texts))
+    names = sep.join(texts).split(sep) if texts else []
+    codes, found = pd.factorize(pd.Index(names, dtype=object), sort=True)
+    if channels is None:
+        declared = pd.Index(found, dtype=object, name="channel")
+    else:
+        declared = pd.Index(list(channels), dtype=object, name="channel")
+        if declared.has_duplicates:
+            raise ValueError("channels: each channel may be declared once")
+        remap = declared.get_indexer(found)
+        if (remap < 0).any():
+            undeclared = [str(c) for c in found[remap < 0]]
+            rows = _rows_with(texts, sep, set(undeclared))
+            raise PathDataError("path", rows, f"undeclared channel {', '.join(undeclared[:5])}")
+        codes = remap[codes] if len(codes) else codes
+    return Paths(
+        path=pd.Index(texts, dtype=object, name="path"),
+        channels=declared,
+        tokens=np.asarray(codes, dtype=np.int64),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        conversions=frame["conversions"].to_numpy(dtype=float),
+        nulls=frame["nulls"].to_numpy(dtype=float),
+        value=frame["value"].to_numpy(dtype=float) if "value" in frame else None,
+        sep=sep,
+    )
+
+
+def _rows_with(texts: list[str], sep: str, names: set[str]) -> list[int]:
+    return [i for i, t in enumerate(texts, start=1) if names.intersection(t.split(sep))]
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AttributionResult:
+    """Conversions (and value) credited to each channel by one model.
+
+    Attributes
+    ----------
+    credit : pd.Series
+        Credited conversions per channel (index ``channel``); sums to ``n_conversions``.
+    value_credit : pd.Series or None
+        Credited value per channel; sums to the total value. None without a value column.
+    draws : pd.DataFrame or None
+        Bootstrap replicates of ``credit``, one row per resample of journeys (see
+        :func:`bootstrap`); None for a point estimate.
+    model : str
+        One of :data:`MODELS`.
+    order : int or None
+        Markov order; None for the other models.
+    n_conversions : float
+        Conversions credited (the total of the data).
+    removal_effects : pd.Series or None
+        Markov removal effect of each channel, ``1 - P(conv without c) / P(conv)``.
+    value_draws : pd.DataFrame or None
+        Bootstrap replicates of ``value_credit``.
+    approx_error : pd.Series or None
+        For sampled Shapley values: a 95 % bound on the sampling error of ``credit``, in
+        conversions (Hoeffding; see :func:`attribute`). None when the credit is exact.
+    """
+
+    credit: pd.Series
+    value_credit: pd.Series | None
+    draws: pd.DataFrame | None
+    model: str
+    order: int | None
+    n_conversions: float
+    removal_effects: pd.Series | None = None
+    value_draws: pd.DataFrame | None = None
+    approx_error: pd.Series | None = None
+
+    @property
+    def share(self) -> pd.Series:
+        """Fraction of the conversions credited to each channel (NaN when there are none)."""
+        total = float(self.credit.sum())
+        if total == 0:
+            return pd.Series(np.nan, index=self.credit.index, name="share")
+        return (self.credit / total).rename("share")
+
+    @property
+    def bse(self) -> pd.Series:
+        """Bootstrap standard error of ``credit``, in conversions."""
+        return self._require_draws().std(ddof=1).rename("bse")
+
+    def conf_int(
+        self, alpha: float = 0.05, kind: Literal["credit", "share", "value"] = "credit"
+    ) -> pd.DataFrame:
+        """Percentile bootstrap interval, columns ``low`` and ``high``, one row per channel.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            1 - coverage.
+        kind : {"credit", "share", "value"}, default "credit"
+            Interval for credited conversions, for the share, or for credited value.
+        """
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+        draws = self._require_draws()
+        if kind == "share":
+            draws = draws.div(draws.sum(axis=1), axis=0)
+        elif kind == "value":
+            if self.value_draws is None:
+                raise ValueError("kind='value' needs a value column and bootstrap draws")
+            draws = self.value_draws
+        elif kind != "credit":
+            raise ValueError(f"kind must be 'credit', 'share' or 'value', got {kind!r}")
+        q = draws.quantile([alpha / 2, 1 - alpha / 2]).T
+        return q.set_axis(["low", "high"], axis=1)
+
+    def summary(self, alpha: float = 0.05) -> pd.DataFrame:
+        """One row per channel: channel, conversions, [value], share, [low, high].
+
+        ``low``/``high`` (the percentile interval of the credited conversions) appear when the
+        result has bootstrap draws.
+        """
+        frame = self.to_frame()
+        if self.draws is not None:
+            ci = self.conf_int(alpha)
+            frame["low"] = ci["low"].to_numpy()
+            frame["high"] = ci["high"].to_numpy()
+        return frame
+
+    def to_frame(self) -> pd.DataFrame:
+        """Exactly the CLI layout: channel, conversions[, value], share."""
+        frame = pd.DataFrame(
+            {"channel": self.credit.index.astype(object), "conversions": self.credit.to_numpy()}
+        )
+        if self.value_credit is not None:
+            frame["value"] = self.value_credit.to_numpy()
+        frame["share"] = self.share.to_numpy()
+        return frame
+
+    def _require_draws(self) -> pd.DataFrame:
+        if self.draws is None:
+            raise ValueError("this result has no bootstrap draws; use attribution.bootstrap()")
+        return self.draws
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+# --------------------------------------------------------------------------------------------
+
+
+def attribute(
+    paths: Paths | pd.DataFrame,
+    model: str,
+    order: int = 1,
+    *,
+    half_life_steps: float = 1.0,
+    shapley_method: Literal["auto", "exact", "sample"] = "auto",
+    n_permutations: int = 2000,
+    seed: int = 0,
+) -> AttributionResult:
+    """Credit the conversions (and value) of aggregated paths to channels with one model.
+
+    Parameters
+    ----------
+    paths : Paths or pd.DataFrame
+        From :func:`parse_paths`; a DataFrame is parsed with its defaults.
+    model : str
+        One of :data:`MODELS` (see the module docstring for the weights).
+    order : int, default 1
+        Markov order k (states are the last k channels); ignored by the other models.
+    half_life_steps : float, default 1.0
+        ``time_decay`` only: touches this many steps before the last touch get half its weight.
+    shapley_method : {"auto", "exact", "sample"}, default "auto"
+        Shapley only. "exact" enumerates all coalitions (at most
+        :data:`EXACT_SHAPLEY_MAX_CHANNELS` channels); "sample" averages marginal contributions
+        over ``n_permutations`` random channel orders; "auto" is exact when possible.
+    n_permutations : int, default 2000
+        Shapley sampling only.
+    seed : int, default 0
+        Shapley sampling only.
+
+    Returns
+    -------
+    AttributionResult
+        Without bootstrap draws (see :func:`bootstrap`).
+
+    Notes
+    -----
+    Markov: the state after a touch is the tuple of the last k channels. Transitions are
+    counted from the distinct paths, each weighted by its journeys, (start) -> states ->
+    (conversion) or (null). As in ChannelAttribution (checked on its ``transition_matrix``
+    output), (start) leads straight to the first k channels and a path shorter than k is one
+    state of its own. Padding the first states at the start, ((start), c1), ((start), c1, c2),
+    ..., gives exactly the same probabilities and removal effects: those prefix states form a
+    tree, so their transition probabilities multiply back to the frequency of each k-prefix
+    (the tests check this against a padded reference).
+
+    The conversion probability from (start) solves the absorbing chain, ``(I - Q) x = r``; no
+    simulation. Removing channel c sends every state containing c to (null); its removal
+    effect is ``1 - P(conv without c) / P(conv)`` (equal to ChannelAttribution's simulated
+    "share of converting paths that visit c") and channel credit is ``removal_c /
+    sum(removal) * conversions``. Value credit uses the same chain with each conversion worth
+    its path's mean value. The states that survive a removal form a principal sub-matrix of
+    ``I - Q``, so each removal is one solve on that sub-matrix: a sparse LU factorisation
+    (``splu``) up to :data:`DIRECT_MAX_STATES` states; above that (order 4 and up) LU fill-in
+    costs minutes, and the fixed-point iteration ``x <- r + Q x`` is run until a rigorous
+    a-posteriori error bound is below ``1e-13`` relative (see ``_solve_transient``).
+    Repeated consecutive states (A > A) are self-loops, which do not change absorption
+    probabilities; they are dropped.
+
+    Shapley: the worth ``w(T)`` of a channel set T is the conversions of the paths whose set of
+    channels is exactly T; the coalition value is ``v(S) = sum of w(T) over T ⊆ S``, the
+    conversions S could produce on its own (Zhao et al. 2018; DP6's "conversion value of a
+    coalition"). Order and repetition within a path are ignored. Because v is a sum of
+    unanimity games, the exact value also equals ``sum of w(T) / |T|`` over the sets T holding
+    the channel (the tests use this as an independent reference). The sampled estimate is
+    unbiased, credits exactly the total for every permutation, and its per-channel error is
+    below ``C_c * sqrt(ln(2 / 0.05) / (2 n_permutations))`` with 95 % probability (Hoeffding),
+    where ``C_c`` is the conversions of the paths containing c: stored in ``approx_error``.
+
+    References
+    ----------
+    .. [1] Anderl et al. (2016), IJRM 33(3): removal effects of higher-order Markov chains.
+    .. [2] Zhao et al. (2018), arXiv:1804.05327: simplified Shapley value.
+    .. [3] Castro et al. (2009): Shapley value by sampling permutations.
+
+    Examples
+    --------
+    >>> data = pd.DataFrame({"path": ["C1>C2>C3", "C1", "C2>C3"],
+    ...                      "conversions": [1, 0, 0], "nulls": [0, 1, 1]})
+    >>> attribute(parse_paths(data), "markov").credit.round(6).tolist()
+    [0.2, 0.4, 0.4]
+    """
+    paths = _as_paths(paths)
+    model = _check_model(model)
+    evaluate = _prepare(
+        paths, model, order, half_life_steps, shapley_method, n_permutations, seed
+    )
+    credit, value_credit, extras = evaluate(paths.conversions, paths.nulls, paths.value)
+    return _result(paths, model, order, credit, value_credit, extras)
+
+
+def bootstrap(
+    paths: Paths | pd.DataFrame,
+    model: str,
+    order: int = 1,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
+    **options: object,
+) -> AttributionResult:
+    """Point estimate of :func:`attribute` plus bootstrap replicates for intervals.
+
+    Parameters
+    ----------
+    paths : Paths or pd.DataFrame
+        Whole journeys: conversions and nulls must be integers.
+    model, order : see :func:`attribute`
+    n_boot : int, default 200
+        Replicates B.
+    seed : int, default 0
+        Seed of the resampling (and of Shapley permutation sampling).
+    **options
+        Passed to :func:`attribute` (``half_life_steps``, ``shapley_method``, ...).
+
+    Returns
+    -------
+    AttributionResult
+        With ``draws`` (B rows, one column per channel) and, with value, ``value_draws``.
+
+    Notes
+    -----
+    Each replicate draws N journeys with replacement, N the observed number of journeys. On
+    aggregated data that is a multinomial draw over the (path, converted) and (path, null)
+    cells with probabilities proportional to their counts: exactly the journey bootstrap.
+    A resampled converting journey carries its path's mean value (the data do not hold the
+    value of each journey). The model (including Markov transition probabilities) is re-fitted
+    on every replicate; the paths' structure is encoded once.
+
+    References
+    ----------
+    .. [1] Efron & Tibshirani (1993), An Introduction to the Bootstrap, ch. 13 (percentile
+       intervals).
+    """
+    paths = _as_paths(paths)
+    model = _check_model(model)
+    if n_boot < 2:
+        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
+    cells = np.concatenate([paths.conversions, paths.nulls])
+    if not np.allclose(cells, np.round(cells)):
+        raise ValueError("bootstrap needs whole journeys: conversions and nulls must be integers")
+    evaluate = _prepare(paths, model, order, **_prepare_options(options, seed))
+    point = _result(paths, model, order, *evaluate(paths.conversions, paths.nulls, paths.value))
+    rng = np.random.default_rng(seed)
+    n_total = int(round(cells.sum()))
+    probs = cells / cells.sum() if n_total else cells
+    mean_value = _mean_value(paths)
+    credit_rows, value_rows = [], []
+    for _ in range(n_boot):
+        drawn = rng.multinomial(n_total, probs).astype(float) if n_total else cells
+        conv, nulls = drawn[: paths.n_paths], drawn[paths.n_paths :]
+        value = None if mean_value is None else conv * mean_value
+        credit, value_credit, _ = evaluate(conv, nulls, value)
+        credit_rows.append(credit)
+        if value_credit is not None:
+            value_rows.append(value_credit)
+    columns = paths.channels
+    draws = pd.DataFrame(np.vstack(credit_rows), columns=columns)
+    value_draws = pd.DataFrame(np.vstack(value_rows), columns=columns) if value_rows else None
+    return dataclasses.replace(point, draws=draws, value_draws=value_draws)
+
+
+def attribute_time_decay_by_age(
+    touches: pd.DataFrame,
+    *,
+    journey_col: str = "journey_id",
+    channel_col: str = "channel",
+    age_col: str = "age_days",
+    conv_col: str = "conversions",
+    value_col: str | None = None,
+    half_life_days: float = TIME_DECAY_HALF_LIFE_DAYS,
+) -> AttributionResult:
+    """Time-decay credit from touches with their age, in days before the conversion.
+
+    Parameters
+    ----------
+    touches : pd.DataFrame
+        Long format: one row per touch, with its journey, channel and age in days (>= 0,
+        measured back from the conversion or the end of the journey).
+    journey_col, channel_col, age_col : str
+        Column names.
+    conv_col : str, default "conversions"
+        Conversions of the journey (repeated on each of its touches; 0 or 1 for one journey).
+    value_col : str or None, default None
+        Value of the journey's conversions (repeated on each of its touches).
+    half_life_days : float, default 7.0
+        A touch this many days older than another gets half its weight. Seven days is the
+        default of Google Analytics' and HubSpot's time-decay models.
+
+    Returns
+    -------
+    AttributionResult
+        ``model="time_decay"``.
+
+    Notes
+    -----
+    Touch weight is ``2 ** (-age_days / half_life_days)``, normalised within the journey, so
+    the journey's conversions (and value) are shared in proportion. The first row of a journey
+    gives its conversions and value.
+    """
+    if half_life_days <= 0:
+        raise ValueError(f"half_life_days must be positive, got {half_life_days}")
+    cols = [journey_col, channel_col, age_col, conv_col] + ([value_col] if value_col else [])
+    for col in cols:
+        if col not in touches.columns:
+            raise PathDataError(col, (), "missing column")
+        _check_no_missing(touches, col)
+    ages = _numeric_column(touches, age_col)
+    _check_non_negative(ages, age_col)
+    journey_codes, _ = pd.factorize(touches[journey_col])
+    weight = np.exp2(-(ages - _group_min(ages, journey_codes)) / half_life_days)
+    weight = weight / np.bincount(journey_codes, weights=weight)[journey_codes]
+    first_rows = pd.Series(np.arange(len(touches))).groupby(journey_codes).first().to_numpy()
+    conv = _numeric_column(touches, conv_col)
+    _check_non_negative(conv, conv_col)
+    channel_codes, channels = pd.factorize(touches[channel_col].astype(str), sort=True)
+    index = pd.Index(channels, dtype=object, name="channel")
+    credit = np.bincount(channel_codes, weights=weight * conv[first_rows][journey_codes],
+                         minlength=len(index))
+    value_credit = None
+    if value_col:
+        value = _numeric_column(touches, value_col)
+        journey_value = value[first_rows][journey_codes]
+        value_credit = np.bincount(channel_codes, weights=weight * journey_value,
+                                   minlength=len(index))
+    return AttributionResult(
+        credit=pd.Series(credit, index=index, name="conversions"),
+        value_credit=None if value_credit is None else pd.Series(value_credit, index=index,
+                                                                 name="value"),
+        draws=None,
+        model="time_decay",
+        order=None,
+        n_conversions=float(conv[first_rows].sum()),
+    )
+
+
+def _group_min(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Youngest touch of each journey, so the youngest gets weight 1 (numerical safety only)."""
+    return pd.Series(values).groupby(groups).transform("min").to_numpy()
+
+
+def split_sales_marketing(
+    result: AttributionResult, sales_channels: Iterable[str], alpha: float = 0.05
+) -> pd.DataFrame:
+    """Sum channel credit into marketing and sales touches.
+
+    Parameters
+    ----------
+    result : AttributionResult
+    sales_channels : iterable of str
+        The channels that are sales touches (the aggregated layout has no per-touch marker);
+        every other channel counts as marketing. Unknown names are an error.
+    alpha : float, default 0.05
+        For the ``low``/``high`` interval columns, present when ``result`` has draws.
+
+    Returns
+    -------
+    pd.DataFrame
+        Rows ``marketing`` and ``sales`` (index ``team``): conversions[, value], share[, low,
+        high].
+    """
+    sales = set(sales_channels)
+    unknown = sorted(sales.difference(result.credit.index))
+    if unknown:
+        raise ValueError(f"sales_channels: unknown channels {', '.join(unknown)}; "
+                         f"known: {', '.join(map(str, result.credit.index))}")
+    team = pd.Index(["sales" if c in sales else "marketing" for c in result.credit.index])
+    order = pd.Index(["marketing", "sales"], name="team")
+    frame = pd.DataFrame({"conversions": result.credit.groupby(team.to_numpy()).sum()})
+    if result.value_credit is not None:
+        frame["value"] = result.value_credit.groupby(team.to_numpy()).sum()
+    frame = frame.reindex(order, fill_value=0.0)
+    total = frame["conversions"].sum()
+    frame["share"] = frame["conversions"] / total if total else np.nan
+    if result.draws is not None:
+        summed = result.draws.T.groupby(team.to_numpy()).sum().T.reindex(columns=order,
+                                                                         fill_value=0.0)
+        q = summed.quantile([alpha / 2, 1 - alpha / 2]).T
+        frame["low"], frame["high"] = q.iloc[:, 0], q.iloc[:, 1]
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatch
+# --------------------------------------------------------------------------------------------
+
+
+def _as_paths(paths: Paths | pd.DataFrame) -> Paths:
+    if isinstance(paths, Paths):
+        return paths
+    if isinstance(paths, pd.DataFrame):
+        return parse_paths(paths)
+    raise TypeError(f"paths must be Paths or a DataFrame, got {type(paths).__name__}")
+
+
+def _check_model(model: str) -> str:
+    name = str(getattr(model, "value", model))
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}; got {name!r}")
+    return name
+
+
+def _prepare_options(options: dict[str, object], seed: int) -> dict[str, object]:
+    allowed = {"half_life_steps", "shapley_method", "n_permutations"}
+    unknown = set(options).difference(allowed)
+    if unknown:
+        raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
+    return {**options, "seed": seed}
+
+
+def _prepare(
+    paths: Paths,
+    model: str,
+    order: int = 1,
+    half_life_steps: float = 1.0,
+    shapley_method: str = "auto",
+    n_permutations: int = 2000,
+    seed: int = 0,
+) -> _Evaluator:
+    """Encode what does not depend on the counts once; return the model as a function of them."""
+    if model == "markov":
+        return _prepare_markov(paths, order)
+    if model == "shapley":
+        return _prepare_shapley(paths, shapley_method, n_permutations, seed)
+    return _prepare_rule(paths, model, half_life_steps)
+
+
+def _result(
+    paths: Paths,
+    model: str,
+    order: int,
+    credit: np.ndarray,
+    value_credit: np.ndarray | None,
+    extras: dict[str, np.ndarray],
+) -> AttributionResult:
+    index = paths.channels
+
+    def series(values: np.ndarray | None, name: str) -> pd.Series | None:
+        return None if values is None else pd.Series(values, index=index, name=name)
+
+    return AttributionResult(
+        credit=pd.Series(credit, index=index, name="conversions"),
+        value_credit=series(value_credit, "value"),
+        draws=None,
+        model=model,
+        order=order if model == "markov" else None,
+        n_conversions=float(paths.conversions.sum()),
+        removal_effects=series(extras.get("removal_effects"), "removal_effect"),
+        approx_error=series(extras.get("approx_error"), "approx_error"),
+    )
+
+
+def _mean_value(paths: Paths) -> np.ndarray | None:
+    if paths.value is None:
+        return None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(paths.conversions > 0, paths.value / paths.conversions, 0.0)
+    return mean
+
+
+# --------------------------------------------------------------------------------------------
+# Rule-based models
+# --------------------------------------------------------------------------------------------
+
+
+def touch_weights(
+    position: np.ndarray, length: np.ndarray, model: str, half_life_steps: float = 1.0
+) -> np.ndarray:
+    """Share of a path's credit that each touch gets under a rule-based model.
+
+    Parameters
+    ----------
+    position : np.ndarray
+        0-based position of each touch in its path.
+    length : np.ndarray
+        Touches in that path (same shape as ``position``).
+    model : str
+        One of :data:`RULE_MODELS`.
+    half_life_steps : float, default 1.0
+        ``time_decay`` only.
+
+    Returns
+    -------
+    np.ndarray
+        Weights; they sum to 1 over the touches of every path.
+
+    Examples
+    --------
+    >>> touch_weights(np.array([0, 1, 2, 3]), np.array([4, 4, 4, 4]), "u_shaped").tolist()
+    [0.4, 0.1, 0.1, 0.4]
+    """
+    pos = np.asarray(position, dtype=np.int64)
+    n = np.asarray(length, dtype=np.int64)
+    if model == "first_touch":
+        return (pos == 0).astype(float)
+    if model == "last_touch":
+        return (pos == n - 1).astype(float)
+    if model == "linear":
+        return 1.0 / n
+    if model == "time_decay":
+        return _time_decay_weights(pos, n, half_life_steps)
+    if model in _ANCHORS:
+        return _anchor_weights(pos, n, model)
+    raise ValueError(f"model must be one of {', '.join(RULE_MODELS)}; got {model!r}")
+
+
+def _time_decay_weights(pos: np.ndarray, n: np.ndarray, half_life_steps: float) -> np.ndarray:
+    if not half_life_steps > 0:
+        raise ValueError(f"half_life_steps must be positive, got {half_life_steps}")
+    q = 2.0 ** (-1.0 / half_life_steps)  # ratio of a touch's weight to the next one's
+    raw = q ** (n - 1 - pos).astype(float)
+    total = (1.0 - q**n) / (1.0 - q)  # geometric sum over the path's touches
+    return raw / total
+
+
+def _anchor_positions(n: np.ndarray, model: str) -> list[np.ndarray]:
+    """0-based positions of the anchors (first, middles, last) for paths long enough."""
+    first, last = np.zeros_like(n), n - 1
+    if model == "w_shaped":
+        return [first, n // 2, last]
+    if model == "full_path":
+        lead = np.floor((n - 1) / 3 + 0.5).astype(np.int64)
+        opportunity = np.floor(2 * (n - 1) / 3 + 0.5).astype(np.int64)
+        return [first, lead, opportunity, last]
+    return [first, last]
+
+
+def _anchor_weights(pos: np.ndarray, n: np.ndarray, model: str) -> np.ndarray:
+    anchor_w, rest_w = _ANCHORS[model]
+    k = len(anchor_w)
+    weights = np.zeros(len(pos), dtype=float)
+    is_anchor = np.zeros(len(pos), dtype=bool)
+    for at, w in zip(_anchor_positions(n, model), anchor_w, strict=True):
+        hit = pos == at
+        weights[hit] += w
+        is_anchor |= hit
+    n_rest = np.maximum(n - k, 1)
+    weights = np.where(is_anchor, weights, rest_w / n_rest)
+    exact = n == k  # no touch outside the anchors: renormalise them
+    weights = np.where(exact, weights / sum(anchor_w), weights)
+    return np.where(n < k, 1.0 / n, weights)
+
+
+def _prepare_rule(paths: Paths, model: str, half_life_steps: float) -> _Evaluator:
+    owner = paths.path_of_token
+    weights = touch_weights(paths.position, paths.lengths[owner], model, half_life_steps)
+    codes, n_channels = paths.tokens, len(paths.channels)
+
+    def evaluate(
+        conv: np.ndarray, nulls: np.ndarray, value: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        credit = np.bincount(codes, weights=weights * conv[owner], minlength=n_channels)
+        value_credit = None
+        if value is not None:
+            value_credit = np.bincount(codes, weights=weights * value[owner],
+                                       minlength=n_channels)
+        return credit, value_credit, {}
+
+    return evaluate
+
+
+# --------------------------------------------------------------------------------------------
+# Markov chains of order k
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _MarkovStructure:
+    """What a Markov fit needs that does not depend on the counts."""
+
+    n_states: int
+    contains: np.ndarray  # (n_states, n_channels) bool: state holds the channel
+    edge_from: np.ndarray  # transient -> transient transitions (no self-loops)
+    edge_to: np.ndarray
+    edge_path: sp.csr_matrix  # (n_edges, n_paths): how often each path makes each transition
+    first_state: np.ndarray  # per path: state entered from (start)
+    last_state: np.ndarray  # per path: state left for (conversion)/(null)
+
+
+def _prepare_markov(paths: Paths, order: int) -> _Evaluator:
+    if not isinstance(order, (int, np.integer)) or order < 1:
+        raise ValueError(f"order must be a positive integer, got {order!r}")
+    structure = _markov_structure(paths, int(order))
+    log.debug("markov order %d: %d states, %d transitions", order, structure.n_states,
+              len(structure.edge_from))
+    n_channels = len(paths.channels)
+
+    def evaluate(
+        conv: np.ndarray, nulls: np.ndarray, value: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        removal, value_removal = _removal_effects(structure, conv, nulls, value, n_channels)
+        credit = _normalise(removal, conv.sum())
+        value_credit = None if value is None else _normalise(value_removal, value.sum())
+        return credit, value_credit, {"removal_effects": removal}
+
+    return evaluate
+
+
+def _markov_structure(paths: Paths, order: int) -> _MarkovStructure:
+    """States (last k channels) of every touch, and the transitions between them."""
+    owner, pos, lengths = paths.path_of_token, paths.position, paths.lengths
+    history = _histories(paths.tokens, pos, order)  # (n_tokens, order), -1 = before the path
+    keep = pos >= np.minimum(order, lengths[owner]) - 1  # first state: min(k, L) channels
+    history, owner = history[keep], owner[keep]
+    state = _state_ids(history, len(paths.channels))
+    n_states = int(state.max()) + 1 if len(state) else 0
+    contains = _state_channels(history, state, n_states, len(paths.channels))
+    same_path = owner[1:] == owner[:-1]
+    step = same_path & (state[1:] != state[:-1])  # drop self-loops: absorption unchanged
+    edge_key = state[:-1][step] * max(n_states, 1) + state[1:][step]
+    keys, edge_index = np.unique(edge_key, return_inverse=True)
+    edge_path = sp.csr_matrix(
+        (np.ones(len(edge_index)), (edge_index.ravel(), owner[:-1][step])),
+        shape=(len(keys), paths.n_paths),
+    )
+    starts = np.flatnonzero(np.r_[True, ~same_path])
+    ends = np.flatnonzero(np.r_[~same_path, True])
+    return _MarkovStructure(
+        n_states=n_states,
+        contains=contains,
+        edge_from=keys // max(n_states, 1),
+        edge_to=keys % max(n_states, 1),
+        edge_path=edge_path,
+        first_state=state[starts],
+        last_state=state[ends],
+    )
+
+
+def _histories(tokens: np.ndarray, pos: np.ndarray, order: int) -> np.ndarray:
+    """Row t: channels of touches t-k+1..t (oldest first), -1 where before the path's start."""
+    out = np.full((len(tokens), order), -1, dtype=np.int64)
+    for lag in range(order):
+        ok = pos >= lag
+        shifted = np.roll(tokens, lag)
+        out[ok, order - 1 - lag] = shifted[ok]
+    return out
+
+
+def _state_ids(history: np.ndarray, n_channels: int) -> np.ndarray:
+    """Number the distinct rows of ``history`` (through one integer key when it fits)."""
+    base, order = n_channels + 1, history.shape[1]
+    if order * math.log2(base) < 62:
+        key = np.zeros(len(history), dtype=np.int64)
+        for col in range(order):
+            key = key * base + (history[:, col] + 1)
+        _, state = np.unique(key, return_inverse=True)
+    else:
+        _, state = np.unique(history, axis=0, return_inverse=True)
+    return state.ravel()
+
+
+def _state_channels(
+    history: np.ndarray, state: np.ndarray, n_states: int, n_channels: int
+) -> np.ndarray:
+    contains = np.zeros((n_states, n_channels), dtype=bool)
+    for col in range(history.shape[1]):
+        ok = history[:, col] >= 0
+        contains[state[ok], history[ok, col]] = True
+    return contains
+
+
+def _removal_effects(
+    s: _MarkovStructure,
+    conv: np.ndarray,
+    nulls: np.ndarray,
+    value: np.ndarray | None,
+    n_channels: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Exact removal effects for conversions (and value) of the chain fitted to these counts."""
+    journeys = conv + nulls
+    edge_count = s.edge_path @ journeys
+    n = s.n_states
+    out = np.bincount(s.edge_from, weights=edge_count, minlength=n).astype(float)
+    out += np.bincount(s.last_state, weights=journeys, minlength=n)  # to (conversion)/(null)
+    rhs_cols = [np.bincount(s.last_state, weights=conv, minlength=n)]
+    if value is not None:
+        rhs_cols.append(np.bincount(s.last_state, weights=value, minlength=n))
+    entered = np.bincount(s.first_state, weights=journeys, minlength=n)
+    live = out > 0  # states no resampled journey visits drop out
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_out = np.where(live, 1.0 / out, 0.0)
+    q = sp.csr_matrix((edge_count * inv_out[s.edge_from], (s.edge_from, s.edge_to)),
+                      shape=(n, n))
+    a = (sp.identity(n, format="csr") - q).tocsc()
+    b = np.column_stack(rhs_cols) * inv_out[:, None]
+    p0 = entered / journeys.sum() if journeys.sum() > 0 else entered
+    steps = _expected_steps_bound(a[np.flatnonzero(live)][:, np.flatnonzero(live)].tocsc())
+    base = _absorb(a, b, p0, live, steps)
+    removal = np.zeros(n_channels)
+    value_removal = None if value is None else np.zeros(n_channels)
+    for c in range(n_channels):
+        keep = live & ~s.contains[:, c]
+        without = _absorb(a, b, p0, keep, steps)
+        removal[c] = _relative_drop(base[0], without[0])
+        if value_removal is not None:
+            value_removal[c] = _relative_drop(base[1], without[1])
+    return removal, value_removal
+
+
+def _absorb(
+    a: sp.csc_matrix, b: np.ndarray, p0: np.ndarray, keep: np.ndarray, steps_bound: float
+) -> np.ndarray:
+    """Absorption reward from (start) when only the ``keep`` states remain (others: null)."""
+    idx = np.flatnonzero(keep)
+    if len(idx) == 0:
+        return np.zeros(b.shape[1])
+    sub = a[idx][:, idx].tocsc()
+    x = _solve_transient(sub, np.ascontiguousarray(b[idx]), steps_bound)
+    return p0[idx] @ x
+
+
+def _solve_transient(a: sp.csc_matrix, b: np.ndarray, steps_bound: float) -> np.ndarray:
+    """Solve ``(I - Q) x = b``: sparse LU, or for large chains a checked fixed-point iteration.
+
+    For more than :data:`DIRECT_MAX_STATES` states the LU factors of a higher-order chain fill
+    in badly (20,700 states of an order-4 chain on 12 channels: 26-39 million non-zeros, 6-25 s
+    per factorisation), so ``x <- b + Q x`` (the Neumann series) is iterated instead until the
+    a-posteriori bound ``max|x - x*| <= steps_bound * max|b - (I - Q) x|`` falls below
+    :data:`ITERATIVE_REL_TOL` times ``max|x|``. ``steps_bound`` bounds the row sums of
+    ``(I - Q)^-1``, the expected number of steps to absorption (see
+    :func:`_expected_steps_bound`). Without convergence it falls back to LU.
+    """
+    if a.shape[0] <= DIRECT_MAX_STATES or not np.isfinite(steps_bound):
+        return splu(a).solve(b)
+    q = (sp.identity(a.shape[0], format="csr") - a.tocsr()).tocsr()
+    x = b.copy()
+    for _ in range(MAX_ITERATIONS):
+        nxt = b + q @ x
+        residual = np.abs(nxt - x).max(axis=0)  # = |b - (I - Q) x| before the update
+        x = nxt
+        scale = np.maximum(np.abs(x).max(axis=0), np.finfo(float).tiny)
+        if np.all(steps_bound * residual <= ITERATIVE_REL_TOL * scale):
+            return x
+    log.warning("fixed-point iteration did not reach the error bound; sparse LU on %d states",
+                a.shape[0])
+    return splu(a).solve(b)
+
+
+def _expected_steps_bound(a: sp.csc_matrix) -> float:
+    """Upper bound of the expected steps to absorption from any state, ``max (I - Q)^-1 1``.
+
+    With ``t_m = sum of Q^i 1, i < m`` the residual is ``1 - (I - Q) t_m = Q^m 1 >= 0``, so
+    ``t* = t_m + (I - Q)^-1 Q^m 1 <= t_m + max(t*) max(Q^m 1)``, hence
+    ``max(t*) <= max(t_m) / (1 - max(Q^m 1))`` once ``max(Q^m 1) < 1``. Returns inf when the
+    iteration does not get there (then LU is used).
+    """
+    n = a.shape[0]
+    if n <= DIRECT_MAX_STATES:
+        return math.inf
+    q = (sp.identity(n, format="csr") - a.tocsr()).tocsr()
+    t, power = np.zeros(n), np.ones(n)
+    for _ in range(MAX_ITERATIONS):
+        t += power
+        power = q @ power
+        tail = power.max()
+        if tail <= 0.5:
+            return float(t.max() / (1.0 - tail))
+    return math.inf
+
+
+def _relative_drop(base: float, without: float) -> float:
+    if base <= 0:
+        return 0.0
+    return float(min(max(1.0 - without / base, 0.0), 1.0))
+
+
+def _normalise(effects: np.ndarray | None, total: float) -> np.ndarray:
+    effects = np.asarray(effects, dtype=float)
+    s = effects.sum()
+    if s <= 0:
+        return np.zeros_like(effects)
+    return effects / s * total
+
+
+# --------------------------------------------------------------------------------------------
+# Shapley values
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare_shapley(
+    paths: Paths, method: str, n_permutations: int, seed: int
+) -> _Evaluator:
+    n_channels = len(paths.channels)
+    if method not in ("auto", "exact", "sample"):
+        raise ValueError(f"shapley_method must be 'auto', 'exact' or 'sample', got {method!r}")
+    if method == "exact" and n_channels > EXACT_SHAPLEY_MAX_CHANNELS:
+        raise ValueError(f"shapley_method='exact' handles at most {EXACT_SHAPLEY_MAX_CHANNELS} "
+                         f"channels, the data have {n_channels}; use 'sample'")
+    if method == "sample" and n_permutations < 2:
+        raise ValueError(f"n_permutations must be at least 2, got {n_permutations}")
+    coalition_of_path, members, member_offsets, masks = _coalitions(paths)
+    n_coalitions = len(member_offsets) - 1
+    exact = method == "exact" or (method == "auto" and n_channels <= EXACT_SHAPLEY_MAX_CHANNELS)
+    if exact:
+        solve = _exact_solver(masks, n_channels)
+    else:
+        solve = _sampling_solver(members, member_offsets, n_channels, n_permutations, seed)
+
+    def evaluate(
+        conv: np.ndarray, nulls: np.ndarray, value: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        worth = [np.bincount(coalition_of_path, weights=conv, minlength=n_coalitions)]
+        if value is not None:
+            worth.append(np.bincount(coalition_of_path, weights=value, minlength=n_coalitions))
+        phi, error = solve(np.column_stack(worth))
+        extras = {} if error is None else {"approx_error": error}
+        return phi[:, 0], (phi[:, 1] if value is not None else None), extras
+
+    return evaluate
+
+
+def _coalitions(paths: Paths) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Group paths by their set of channels.
+
+    Returns the coalition of each path, the coalitions' members (CSR: ``members``,
+    ``member_offsets``) and, for at most 62 channels, each coalition's bitmask.
+    """
+    n_channels = len(paths.channels)
+    owner = paths.path_of_token
+    pair = np.unique(owner * n_channels + paths.tokens)  # distinct (path, channel), sorted
+    pair_path, pair_channel = pair // n_channels, pair % n_channels
+    counts = np.bincount(pair_path, minlength=paths.n_paths)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    if n_channels <= 62:
+        bits = np.left_shift(np.int64(1), pair_channel.astype(np.int64))
+        path_key = np.bitwise_or.reduceat(bits, offsets[:-1]) if len(bits) else bits
+        keys, first, coalition_of_path = np.unique(path_key, return_index=True,
+                                                   return_inverse=True)
+        masks: np.ndarray | None = keys
+    else:
+        text = [pair_channel[offsets[i]:offsets[i + 1]].tobytes() for i in range(paths.n_paths)]
+        _, first, coalition_of_path = np.unique(np.array(text, dtype=object), return_index=True,
+                                                return_inverse=True)
+        masks = None
+    member_counts = counts[first]
+    member_offsets = np.concatenate([[0], np.cumsum(member_counts)])
+    member_index = np.concatenate([np.arange(offsets[p], offsets[p + 1]) for p in first]) \
+        if len(first) else np.zeros(0, dtype=np.int64)
+    members = pair_channel[member_index]
+    return coalition_of_path.ravel(), members, member_offsets, masks
+
+
+def _exact_solver(
+    masks: np.ndarray | None, n_channels: int
+) -> Callable[[np.ndarray], tuple[np.ndarray, None]]:
+    """Shapley values by enumerating all 2^n coalitions, vectorised over bitmasks."""
+    assert masks is not None
+    size = 1 << n_channels
+    popcount = np.zeros(size, dtype=np.int64)
+    for bit in range(n_channels):
+        popcount += (np.arange(size) >> bit) & 1
+    # weight of a coalition S without i in i's Shapley value: |S|! (n - |S| - 1)! / n!
+    coef = np.array([1.0 / (n_channels * math.comb(n_channels - 1, s))
+                     for s in range(n_channels)]) if n_channels else np.zeros(0)
+
+    def solve(worth: np.ndarray) -> tuple[np.ndarray, None]:
+        v = np.zeros((size, worth.shape[1]))
+        np.add.at(v, masks, worth)  # w(T): conversions of paths whose channel set is T
+        for bit in range(n_channels):  # zeta transform: v(S) = sum of w(T), T subset of S
+            view = v.reshape(-1, 2, 1 << bit, worth.shape[1])
+            view[:, 1] += view[:, 0]
+        phi = np.zeros((n_channels, worth.shape[1]))
+        for bit in range(n_channels):
+            view = v.reshape(-1, 2, 1 << bit, worth.shape[1])
+            without = popcount.reshape(-1, 2, 1 << bit)[:, 0]
+            gain = view[:, 1] - view[:, 0]
+            phi[bit] = np.einsum("ab,abk->k", coef[without], gain)
+        return phi, None
+
+    return solve
+
+
+def _sampling_solver(
+    members: np.ndarray,
+    member_offsets: np.ndarray,
+    n_channels: int,
+    n_permutations: int,
+    seed: int,
+    max_cells: int = 5_000_000,
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Shapley values averaged over random channel orders (Castro et al. 2009).
+
+    In the game ``v(S) = sum of w(T), T ⊆ S``, the marginal contribution of channel i in an
+    order is the worth of the coalitions whose last member in that order is i, so each order
+    hands every coalition's worth to exactly one of its members.
+    """
+    n_coalitions = len(member_offsets) - 1
+    coalition_of_member = np.repeat(np.arange(n_coalitions), np.diff(member_offsets))
+    containing = np.zeros((n_channels, n_coalitions))
+    containing[members, coalition_of_member] = 1.0
+    chunk = int(max(1, min(256, max_cells // max(len(members), 1))))  # bounds memory
+
+    def last_members(ranks: np.ndarray) -> np.ndarray:
+        key = ranks[:, members] * n_channels + members  # the largest rank wins
+        if len(members) == 0:
+            return np.zeros((len(ranks), 0), dtype=np.int64)
+        return np.maximum.reduceat(key, member_offsets[:-1], axis=1) % n_channels
+
+    def solve(worth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        total = np.zeros((n_channels, worth.shape[1]))
+        done = 0
+        while done < n_permutations:
+            m = min(chunk, n_permutations - done)
+            ranks = rng.permuted(np.tile(np.arange(n_channels), (m, 1)), axis=1)
+            winner = last_members(ranks)  # (m, n_coalitions)
+            rows = np.repeat(np.arange(m), n_coalitions) * n_channels + winner.ravel()
+            for k in range(worth.shape[1]):
+                gain = np.bincount(rows, weights=np.tile(worth[:, k], m),
+                                   minlength=m * n_channels).reshape(m, n_channels)
+                total[:, k] += gain.sum(axis=0)
+            done += m
+        phi = total / n_permutations
+        bound = (containing @ worth[:, 0]) * math.sqrt(math.log(2 / 0.05) / (2 * n_permutations))
+        return phi, bound
+
+    return solve
