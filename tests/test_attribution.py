@@ -280,7 +280,7 @@ def test_shapley_sampling_beyond_fifteen_channels_is_within_its_bound():
     rows = [(">".join(rng.choice(names, size=rng.integers(1, 6))), int(rng.integers(0, 20)), 5)
             for _ in range(300)]
     data = frame(rows)
-    res = at.attribute(data, "shapley", n_permutations=500, seed=1)
+    res = at.attribute(data, "shapley", shapley_method="sample", n_permutations=500, seed=1)
     ref = pd.Series(subset_game_shapley_closed_form(data))
     assert res.approx_error is not None
     assert (res.credit[ref.index] - ref).abs().le(res.approx_error[ref.index]).all()
@@ -620,3 +620,24 @@ def test_cli_bad_file_is_exit_1(tmp_path):
     result = runner.invoke(app, ["attribute", str(negative), "--model", "linear"])
     assert result.exit_code == 1
     assert "rows 1: negative count" in result.stderr
+
+
+def test_default_shapley_closed_form_equals_subset_enumeration_and_scales_past_15_channels():
+    # Reference: enumeration of all 2^n coalitions (shapley_method="exact"), an independent
+    # route to the same game. Tolerance: float noise.
+    rng = np.random.default_rng(5)
+    channels = [f"c{i}" for i in range(12)]
+    paths = [">".join(rng.choice(channels, rng.integers(1, 5))) for _ in range(300)]
+    frame = pd.DataFrame({"path": paths, "conversions": rng.integers(0, 5, 300), "nulls": 3})
+    parsed = at.parse_paths(frame)
+    closed = at.attribute(parsed, "shapley")
+    enumerated = at.attribute(parsed, "shapley", shapley_method="exact")
+    np.testing.assert_allclose(closed.credit.to_numpy(), enumerated.credit.to_numpy(), rtol=1e-10)
+    wide = [f"w{i}" for i in range(40)]
+    many = pd.DataFrame(
+        {"path": [">".join(rng.choice(wide, 3)) for _ in range(500)], "conversions": 1, "nulls": 1}
+    )
+    result = at.attribute(at.parse_paths(many), "shapley")
+    ref = pd.Series(subset_game_shapley_closed_form(many))
+    assert_allclose(result.credit[ref.index], ref, rtol=1e-10)
+    assert abs(result.credit.sum() - 500) < 1e-9

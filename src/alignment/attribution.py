@@ -484,7 +484,9 @@ def attribute(
     shapley_method : {"auto", "exact", "sample"}, default "auto"
         Shapley only. "exact" enumerates all coalitions (at most
         :data:`EXACT_SHAPLEY_MAX_CHANNELS` channels); "sample" averages marginal contributions
-        over ``n_permutations`` random channel orders; "auto" is exact when possible.
+        over ``n_permutations`` random channel orders; "auto" (default) uses the closed form
+        phi_i = sum of w(T)/|T| over the channel sets T containing i, exact for any number of
+        channels ("exact" and "sample" remain as cross-checks).
     n_permutations : int, default 2000
         Shapley sampling only.
     seed : int, default 0
@@ -1151,8 +1153,9 @@ def _prepare_shapley(
         raise ValueError(f"n_permutations must be at least 2, got {n_permutations}")
     coalition_of_path, members, member_offsets, masks = _coalitions(paths)
     n_coalitions = len(member_offsets) - 1
-    exact = method == "exact" or (method == "auto" and n_channels <= EXACT_SHAPLEY_MAX_CHANNELS)
-    if exact:
+    if method == "auto":  # exact for any number of channels, in one pass over the coalitions
+        solve = _unanimity_solver(members, member_offsets, n_channels)
+    elif method == "exact":
         solve = _exact_solver(masks, n_channels)
     else:
         solve = _sampling_solver(members, member_offsets, n_channels, n_permutations, seed)
@@ -1199,6 +1202,28 @@ def _coalitions(paths: Paths) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         if len(first) else np.zeros(0, dtype=np.int64)
     members = pair_channel[member_index]
     return coalition_of_path.ravel(), members, member_offsets, masks
+
+
+def _unanimity_solver(
+    members: np.ndarray, member_offsets: np.ndarray, n_channels: int
+) -> Callable[[np.ndarray], tuple[np.ndarray, None]]:
+    """Shapley values of the game v(S) = sum of w(T) over T subset of S, in closed form.
+
+    That game is a sum of unanimity games (one per channel set T, worth w(T)), and the
+    Shapley value of a unanimity game splits its worth equally among T's members, so
+    phi_i = sum over T containing i of w(T) / |T| (Shapley 1953; Zhao et al. 2018's
+    "simplified" Shapley). Exact for any number of channels, O(distinct channel sets).
+    """
+    sizes = np.diff(member_offsets)
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+
+    def solve(worth: np.ndarray) -> tuple[np.ndarray, None]:
+        per_member = worth[owner] / sizes[owner, None]
+        phi = np.zeros((n_channels, worth.shape[1]))
+        np.add.at(phi, members, per_member)
+        return phi, None
+
+    return solve
 
 
 def _exact_solver(
