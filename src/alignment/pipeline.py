@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -269,7 +270,7 @@ def build_report(
             summary = run_notebook(
                 SUMMARY_NOTEBOOK, parameters, build_dir / "notebooks" / f"{SUMMARY_NOTEBOOK}.ipynb"
             )
-        qmd = _stage_sources(build_dir)
+        qmd = _stage_sources(build_dir, {run.name for run in (*studies, summary)})
         with _timed(timings, "render", progress):
             rendered = render.render_report(
                 qmd, build_dir, formats=formats, renderer=renderer, stem=f"alignment-{quarter}"
@@ -302,19 +303,45 @@ class _timed:
             self.progress(self.step, "failed" if kind else "done")
 
 
-def _stage_sources(build_dir: Path) -> Path:
+def _stage_sources(build_dir: Path, ran: set[str]) -> Path:
     """Copy ``_quarto.yml`` and ``reports/*.qmd`` beside the executed notebooks; return the qmd.
 
     The build folder then has the project's layout (``reports/quarterly.qmd`` embedding
-    ``../notebooks/x.ipynb``), so either renderer, or a user's own ``quarto render``, works there.
+    ``../notebooks/x.ipynb``), so either renderer, or a user's own ``quarto render``, works
+    there. Embeds of studies left out of this run (``studies`` in the params) become one
+    sentence saying so, for both renderers alike.
     """
     root = project_root()
     (build_dir / "reports").mkdir(exist_ok=True)
     for qmd in (root / "reports").glob("*.qmd"):
-        shutil.copy2(qmd, build_dir / "reports" / qmd.name)
+        text = drop_embeds_of_studies_not_run(qmd.read_text(encoding="utf-8"), ran)
+        (build_dir / "reports" / qmd.name).write_text(text, encoding="utf-8")
     if (root / "_quarto.yml").is_file():
         shutil.copy2(root / "_quarto.yml", build_dir / "_quarto.yml")
     return build_dir / "reports" / "quarterly.qmd"
+
+
+def drop_embeds_of_studies_not_run(qmd_text: str, ran: set[str]) -> str:
+    """Replace the embeds of notebooks not in ``ran``: the first by a sentence, the rest by nothing.
+
+    Examples
+    --------
+    >>> text = "{{< embed ../notebooks/asset_usage.ipynb#tbl-a >}}\\n{{< embed ../notebooks/asset_usage.ipynb#fig-b >}}"
+    >>> drop_embeds_of_studies_not_run(text, {"funnel_sla"})
+    '*The asset_usage study was not part of this run (see `studies` in the params).*\\n'
+    """
+    said: set[str] = set()
+
+    def replace(match: re.Match[str]) -> str:
+        name = Path(match["path"]).stem
+        if name in ran:
+            return match[0]
+        if name in said:
+            return ""
+        said.add(name)
+        return f"*The {name} study was not part of this run (see `studies` in the params).*"
+
+    return render.EMBED.sub(replace, qmd_text)
 
 
 def _publish(build_dir: Path, final: Path) -> None:

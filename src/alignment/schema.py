@@ -1649,8 +1649,20 @@ def connect_duckdb(
     """A DuckDB connection with TimeZone UTC (naive timestamps are read as UTC)."""
     con = duckdb.connect(database, read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET enable_progress_bar = false")  # the package never prints
+    disable_progress_bar(con)
     return con
+
+
+def disable_progress_bar(con: duckdb.DuckDBPyConnection) -> None:
+    """Turn DuckDB's progress bar off (the package never prints).
+
+    Inside a Jupyter kernel DuckDB 1.x refuses to change the setting unless ipywidgets is
+    installed; there its bar is a widget that never reaches stdout, so the refusal is ignored.
+    """
+    try:
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        log.debug("DuckDB progress bar left as is (no ipywidgets in this kernel)")
 
 
 def _describe(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, str]:

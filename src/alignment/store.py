@@ -138,7 +138,7 @@ def _open_folder(folder: Path) -> Store:
     con = ibis.duckdb.connect()
     raw = con.con  # the DuckDB connection behind ibis
     raw.execute("SET TimeZone = 'UTC'")
-    raw.execute("SET enable_progress_bar = false")
+    schema.disable_progress_bar(raw)
     for table, path in files.items():
         select = schema.table_view_sql(raw, table, path)
         raw.execute(f'CREATE VIEW "{table}" AS {select}')
@@ -149,7 +149,7 @@ def _open_folder(folder: Path) -> Store:
 def _open_duckdb_file(path: Path) -> Store:
     con = ibis.duckdb.connect(database=str(path), read_only=True)
     con.con.execute("SET TimeZone = 'UTC'")
-    con.con.execute("SET enable_progress_bar = false")
+    schema.disable_progress_bar(con.con)
     return Store(con, _present(con.list_tables()), str(path))
 
 
