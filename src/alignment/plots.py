@@ -171,3 +171,397 @@ def finish_figure(
         folder.mkdir(parents=True, exist_ok=True)
         fig.savefig(folder / f"{label}.png")
     return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Funnel and hand-off figures (alignment.funnel results' frames)
+# --------------------------------------------------------------------------------------------
+
+
+def plot_cohort_funnel(
+    cohorts: pd.DataFrame, *, title: str | None = None
+) -> matplotlib.figure.Figure:
+    """Grouped bars: share of each quarter's MQL cohort reaching each stage within its window.
+
+    ``cohorts`` is ``CohortResult.summary()`` (columns ``quarter, step, stage, window_days,
+    rate, is_censored``); the acceptance row is left out. Censored cohorts (window still
+    open) are hatched: their bar is a lower bound.
+    """
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    steps = cohorts[cohorts.step.str.startswith("MQL→") & ~cohorts.step.str.endswith("accepted")]
+    labels = {
+        row.stage: f"{row.stage}\n(≤ {row.window_days} d)" for row in steps.itertuples()
+    }
+    mql = steps.drop_duplicates("quarter").assign(stage="MQL", rate=1.0, is_censored=False)
+    frame = pd.concat([mql, steps], ignore_index=True)
+    frame = frame.assign(
+        percent=100 * frame.rate, stage_label=frame.stage.map({"MQL": "MQL", **labels})
+    )
+    order = ["MQL", *dict.fromkeys(labels.values())]
+    fig, ax = plt.subplots()
+    sns.barplot(frame, x="stage_label", y="percent", hue="quarter", order=order, ax=ax)
+    hue_order = list(dict.fromkeys(frame.quarter))
+    for container, quarter in zip(ax.containers, hue_order, strict=False):
+        flags = frame[frame.quarter == quarter].set_index("stage_label").is_censored
+        for bar, stage in zip(container, order, strict=False):
+            if bool(flags.get(stage, False)):
+                bar.set_hatch("//")
+                bar.set_edgecolor("0.3")
+        ax.bar_label(container, fmt="%.0f", fontsize=7, padding=1)
+    ax.set_xlabel("Stage reached within the window after the MQL")
+    ax.set_ylabel("Share of the quarter's MQLs (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title or "Cohort conversion of each quarter's MQLs")
+    ax.legend(title="MQL quarter (hatched: window still open)", fontsize=8, title_fontsize=8)
+    return fig
+
+
+def plot_hours_to_first_touch(
+    leads: pd.DataFrame,
+    *,
+    sla_hours: float,
+    unit: str = "business hours",
+    by: str = "region",
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Histogram of hours from MQL to first sales touch with the SLA line, and a box plot
+    per ``by`` group.
+
+    ``leads`` is ``SlaResult.leads`` (``hours_to_first_touch``, ``by``); untouched leads are
+    not in the histogram (they have no time). Hours beyond 5 × the SLA are shown in the last
+    bin, whose edge is labelled.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    touched = leads.dropna(subset=["hours_to_first_touch"])
+    cap = 5 * sla_hours
+    shown = touched.assign(hours=np.minimum(touched.hours_to_first_touch, cap))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2), width_ratios=(3, 2))
+    sns.histplot(shown, x="hours", bins=np.linspace(0, cap, 31), ax=left)
+    for ax in (left, right):
+        ax.axvline(sla_hours, color="C3", linestyle="--", linewidth=1.5)
+    left.text(sla_hours, left.get_ylim()[1] * 0.95, f" SLA {sla_hours:g} h", color="C3",
+              va="top", fontsize=9)  # fmt: skip
+    left.set_xlabel(f"Hours from MQL to first sales touch ({unit}; ≥ {cap:g} in last bin)")
+    left.set_ylabel("MQLs (count)")
+    left.set_title("Distribution")
+    order = sorted(shown[by].astype(str).unique())
+    sns.boxplot(shown.assign(**{by: shown[by].astype(str)}), x="hours", y=by, order=order,
+                ax=right, showfliers=False)  # fmt: skip
+    right.set_xlabel(f"Hours to first touch ({unit})")
+    right.set_ylabel(by.capitalize())
+    right.set_title(f"By {by}")
+    fig.suptitle(title or "Time from MQL to first sales touch", fontweight="bold")
+    return fig
+
+
+def plot_capacity_vs_inflow(
+    units: pd.DataFrame, *, unit: str = "business hours", title: str | None = None
+) -> matplotlib.figure.Figure:
+    """Left: MQLs per week against SDR capacity per region; right: each rep's utilisation
+    against its median hours to first touch.
+
+    ``units`` is ``CapacityResult.summary()`` (``level, unit, mql_per_week,
+    capacity_per_week, utilisation, is_over_capacity, median_hours_to_first_touch``); ``unit``
+    names the hours (business or elapsed).
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    regions = units[units.level == "region"].sort_values("unit")
+    reps = units[(units.level == "rep") & units.utilisation.notna()]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4.2))
+    sns.barplot(regions, x="unit", y="mql_per_week", color="C0", ax=left, label="MQL inflow")
+    left.hlines(regions.capacity_per_week, [i - 0.4 for i in range(len(regions))],
+                [i + 0.4 for i in range(len(regions))], colors="black", linewidth=3,
+                label="SDR capacity", zorder=3)  # fmt: skip
+    for i, row in enumerate(regions.itertuples()):
+        if row.is_over_capacity:
+            left.annotate("over", (i, row.mql_per_week), ha="center", va="bottom",
+                          color="C3", fontweight="bold")  # fmt: skip
+    left.set_xlabel("Region")
+    left.set_ylabel("Leads per week (count)")
+    left.set_title("Inflow vs capacity by region")
+    top = max(regions.mql_per_week.max(), regions.capacity_per_week.max(), 1.0)
+    left.set_ylim(0, 1.3 * top)  # room for the legend above the bars
+    left.legend(fontsize=8, loc="upper left", ncols=2)
+    sns.scatterplot(reps.assign(over=reps.is_over_capacity.map({True: "over", False: "within"})),
+                    x="utilisation", y="median_hours_to_first_touch", hue="over",
+                    hue_order=["within", "over"], palette={"within": "C0", "over": "C3"},
+                    ax=right)  # fmt: skip
+    right.axvline(1.0, color="0.4", linestyle=":")
+    right.set_xlabel("Rep utilisation (inflow / capacity, ratio)")
+    right.set_ylabel(f"Median hours to first touch ({unit})")
+    right.set_title("Reps: load vs response time")
+    right.legend(title="capacity", fontsize=8, title_fontsize=8)
+    fig.suptitle(title or "Sales capacity vs MQL inflow", fontweight="bold")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Content-asset figures (alignment.assets results' frames)
+# --------------------------------------------------------------------------------------------
+
+
+def plain_label(text: Any, *, max_chars: int = 40) -> str:
+    """Text from the data as a literal Matplotlib label: ``$`` escaped (no mathtext), long
+    text shortened with ``…``.
+
+    Examples
+    --------
+    >>> plain_label("Save $5 and $10 now"), plain_label("x" * 50, max_chars=5)
+    ('Save \\\\$5 and \\\\$10 now', 'xxxx…')
+    """
+    shown = str(text)
+    if len(shown) > max_chars:
+        shown = shown[: max_chars - 1] + "…"
+    return shown.replace("$", r"\$")
+
+
+def _stage_order(stages: Any) -> list[str]:
+    known = ["awareness", "consideration", "decision"]
+    present = [str(s) for s in dict.fromkeys(stages)]
+    return [s for s in known if s in present] + sorted(s for s in present if s not in known)
+
+
+def plot_asset_type_by_stage(
+    usage_by_group: pd.DataFrame, *, quarter: str, title: str | None = None
+) -> matplotlib.figure.Figure:
+    """Heat map of shares to buyers per asset type (rows) and funnel stage (columns).
+
+    ``usage_by_group`` is ``AssetUsageResult.by("type", "funnel_stage")``; one quarter is
+    drawn. Each cell shows the shares and, below, used / existing assets; colour is shares.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    frame = usage_by_group.loc[usage_by_group["quarter"] == quarter]
+    types = sorted(frame["type"].astype(str).unique())
+    stages = _stage_order(frame["funnel_stage"].astype(str))
+    keyed = frame.assign(type=frame["type"].astype(str), stage=frame["funnel_stage"].astype(str))
+    shares = keyed.pivot_table(index="type", columns="stage", values="n_shares", aggfunc="sum")
+    shares = shares.reindex(index=types, columns=stages)
+    used = keyed.pivot_table(index="type", columns="stage", values="n_assets_used", aggfunc="sum")
+    total = keyed.pivot_table(index="type", columns="stage", values="n_assets", aggfunc="sum")
+    used, total = used.reindex_like(shares), total.reindex_like(shares)
+    notes = shares.copy().astype(object)
+    for t in shares.index:
+        for s in shares.columns:
+            n, k, m = total.at[t, s], used.at[t, s], shares.at[t, s]
+            notes.at[t, s] = "" if n != n else f"{m:.0f}\n{k:.0f}/{n:.0f}"
+    height = max(3.0, 0.55 * len(types) + 1.6)
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    sns.heatmap(shares, annot=notes.to_numpy(), fmt="", cmap="Blues", linewidths=0.5,
+                cbar_kws={"label": "Shares to buyers (count)"}, ax=ax)  # fmt: skip
+    ax.grid(False)  # the house grid would cross the blank (no asset) cells
+    ax.set_xticklabels([plain_label(s) for s in shares.columns], rotation=0)
+    ax.set_yticklabels([plain_label(t) for t in shares.index], rotation=0)
+    ax.set_xlabel("Funnel stage (cell: shares; used / existing assets; blank: no asset)")
+    ax.set_ylabel("Asset type")
+    ax.set_title(title or f"Shares to buyers by asset type and funnel stage, {quarter}")
+    return fig
+
+
+def plot_buyer_engagement(
+    opened_shares: pd.DataFrame,
+    device_mix: pd.DataFrame,
+    *,
+    title: str | None = None,
+    max_minutes: float = 30.0,
+) -> matplotlib.figure.Figure:
+    """Three panels on opened shares: minutes viewed, completion, and buyer views by device.
+
+    ``opened_shares`` is ``BuyerEngagementResult.opened_shares(quarter)`` (``minutes_viewed``,
+    ``completion``); ``device_mix`` is ``BuyerEngagementResult.device_mix(quarter)``. Times
+    above ``max_minutes`` fall in the last bin.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(10, 3.8), width_ratios=(3, 3, 2))
+    minutes = np.minimum(opened_shares["minutes_viewed"].astype(float), max_minutes)
+    sns.histplot(x=minutes, bins=np.linspace(0, max_minutes, 31), ax=left)
+    left.set_xlabel(f"Minutes viewed per opened share (≥ {max_minutes:g} in last bin)")
+    left.set_ylabel("Opened shares (count)")
+    left.set_title("Time viewed")
+    completion = 100 * opened_shares["completion"].dropna().astype(float)
+    sns.histplot(x=completion, bins=np.linspace(0, 100, 11), ax=middle)
+    middle.set_xlabel("Completion: largest share of pages viewed (%)")
+    middle.set_ylabel("Opened shares (count)")
+    middle.set_title("Completion")
+    mix = device_mix.groupby("device", as_index=False)["n_views"].sum()
+    mix = mix.assign(percent=100 * mix["n_views"] / max(mix["n_views"].sum(), 1))
+    mix = mix.assign(device=mix["device"].map(plain_label)).sort_values("percent", ascending=False)
+    sns.barplot(mix, x="device", y="percent", color="C0", ax=right)
+    right.set_xlabel("Device")
+    right.set_ylabel("Buyer views (%)")
+    right.set_title("Device mix")
+    fig.suptitle(title or "What buyers did with the assets sales shared", fontweight="bold")
+    return fig
+
+
+def plot_asset_usage_ranking(
+    by_asset: pd.DataFrame, *, top: int = 15, title: str | None = None
+) -> matplotlib.figure.Figure:
+    """Horizontal bars: shares and presents of the ``top`` most used assets of one quarter.
+
+    ``by_asset`` is ``AssetUsageResult.by_asset(quarter)`` (already ranked); asset titles are
+    drawn as literal text, shortened.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    shown = by_asset.head(top)
+    labels = [f"{plain_label(t, max_chars=32)} ({plain_label(a, max_chars=12)})"
+              for t, a in zip(shown["title"], shown["asset_id"], strict=True)]  # fmt: skip
+    long = shown.assign(label=labels).melt(
+        id_vars=["label"], value_vars=["n_shares", "n_presents"], var_name="use", value_name="n"
+    )
+    long["use"] = long["use"].map({"n_shares": "shared", "n_presents": "presented"})
+    fig, ax = plt.subplots(figsize=(8.5, max(3.0, 0.32 * len(shown) + 1.4)))
+    sns.barplot(long, y="label", x="n", hue="use", ax=ax, orient="h")
+    ax.set_xlabel("Uses in the quarter (count)")
+    ax.set_ylabel("Asset (id)")
+    ax.set_title(title or f"Most used assets (top {top})")
+    ax.legend(title="", fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Lead-scoring figures (alignment.scoring results' frames)
+# --------------------------------------------------------------------------------------------
+
+
+def plot_calibration(
+    calibration: pd.DataFrame, *, title: str | None = None
+) -> matplotlib.figure.Figure:
+    """Reliability diagram: observed conversion against mean predicted probability per bin.
+
+    ``calibration`` is ``ScoreEvaluation.calibration`` (``bin, n, mean_predicted,
+    observed_rate, observed_low, observed_high``); the vertical bars are the observed rate's
+    interval, the dashed diagonal is perfect calibration. Both axes in percent.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    x = 100 * calibration["mean_predicted"]
+    y = 100 * calibration["observed_rate"]
+    errors = [
+        100 * (calibration["observed_rate"] - calibration["observed_low"]),
+        100 * (calibration["observed_high"] - calibration["observed_rate"]),
+    ]
+    top = max(float(x.max()), float((100 * calibration["observed_high"]).max()), 1.0) * 1.08
+    ax.plot([0, top], [0, top], linestyle="--", color="0.5", linewidth=1,
+            label="perfect calibration")  # fmt: skip
+    size = f"{calibration['n'].min():,}–{calibration['n'].max():,}"
+    ax.errorbar(x, y, yerr=errors, fmt="o", color="C0", capsize=3,
+                label=f"bin of {size} leads (observed, 95 % CI)")  # fmt: skip
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("Mean predicted conversion probability (%)")
+    ax.set_ylabel("Observed conversion rate (%)")
+    ax.set_title(title or "Calibration of the lead score")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_gain_by_decile(
+    gain: pd.DataFrame,
+    *,
+    rule_point: tuple[float, float] | None = None,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Cumulative gain: share of all converted leads found in the best-scored deciles.
+
+    ``gain`` is ``ScoreEvaluation.gain`` (``decile, cum_share_leads, cum_share_converted``);
+    the diagonal is a random order of leads. ``rule_point`` (fractions: share of leads sent,
+    share of converted leads found) marks the current MQL rule.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    x = [0.0, *(100 * gain["cum_share_leads"])]
+    y = [0.0, *(100 * gain["cum_share_converted"])]
+    ax.plot(x, y, marker="o", color="C0", label="lead score")
+    ax.plot([0, 100], [0, 100], linestyle="--", color="0.5", linewidth=1, label="random order")
+    if rule_point is not None:
+        ax.plot(100 * rule_point[0], 100 * rule_point[1], marker="D", color="C3", linestyle="",
+                markersize=8, label="current MQL rule")  # fmt: skip
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 105)
+    ax.set_xlabel("Leads sent, best scores first (% of leads)")
+    ax.set_ylabel("Converted leads found (% of all converted)")
+    ax.set_title(title or "Cumulative gain of the lead score")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Attribution figures (alignment.attribution results' frames)
+# --------------------------------------------------------------------------------------------
+
+MODEL_LABELS = {
+    "first_touch": "First touch",
+    "last_touch": "Last touch",
+    "linear": "Linear",
+    "time_decay": "Time decay",
+    "u_shaped": "U-shaped",
+    "w_shaped": "W-shaped",
+    "full_path": "Full path",
+    "j_shaped": "J-shaped",
+    "inverse_j": "Inverse J",
+    "markov": "Markov",
+    "shapley": "Shapley",
+}
+
+
+def plot_credit_by_channel(
+    credit: pd.DataFrame,
+    *,
+    models: tuple[str, ...] | None = None,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Horizontal grouped bars: each channel's share of the credited conversions per model.
+
+    ``credit`` is ``JourneyAttribution.summary()`` (``model, channel, share, share_low,
+    share_high``); rows with an interval (Markov, Shapley with bootstrap draws) get error
+    bars. Channels are ordered by the last model's share, largest on top; shares in percent.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    chosen = list(models) if models is not None else list(dict.fromkeys(credit["model"]))
+    frame = credit[credit["model"].isin(chosen)].copy()
+    frame["percent"] = 100 * frame["share"]
+    frame["label"] = frame["model"].map(lambda m: MODEL_LABELS.get(m, str(m)))
+    last = frame[frame["model"] == chosen[-1]].sort_values("share", ascending=False)
+    order = [str(c) for c in last["channel"]]
+    frame["channel"] = frame["channel"].astype(str)
+    hue_order = [MODEL_LABELS.get(m, m) for m in chosen]
+    height = max(3.5, 0.11 * len(order) * len(chosen) + 1.6)
+    fig, ax = plt.subplots(figsize=(7.5, height))
+    sns.barplot(frame, y="channel", x="percent", hue="label", order=order, hue_order=hue_order,
+                orient="h", errorbar=None, ax=ax)  # fmt: skip
+    bar_groups = list(ax.containers)  # one per model; error bars add containers
+    for container, model in zip(bar_groups, chosen, strict=False):
+        rows = frame[frame["model"] == model].set_index("channel").reindex(order)
+        if rows["share_low"].isna().all():
+            continue
+        centres = [bar.get_y() + bar.get_height() / 2 for bar in container]
+        low = np.maximum(100 * (rows["share"] - rows["share_low"]).to_numpy(), 0)
+        high = np.maximum(100 * (rows["share_high"] - rows["share"]).to_numpy(), 0)
+        ax.errorbar(100 * rows["share"].to_numpy(), centres, xerr=[low, high], fmt="none",
+                    ecolor="0.15", elinewidth=1, capsize=2)  # fmt: skip
+    ax.set_yticks(range(len(order)), [plain_label(c, max_chars=28) for c in order])
+    ax.set_xlabel("Share of credited conversions (%); bars: 95 % bootstrap interval")
+    ax.set_ylabel("Channel")
+    ax.set_title(title or "Credit by channel under each attribution model")
+    ax.legend(title="Model", fontsize=8, title_fontsize=8, loc="lower right")
+    return fig
