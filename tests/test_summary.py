@@ -69,3 +69,13 @@ def test_read_kpis_joins_every_study_table_and_names_bad_ones(tmp_path: Path) ->
 def test_no_kpi_tables_gives_an_empty_table(tmp_path: Path) -> None:
     table = summary.headline_table(summary.read_kpis(tmp_path), "2026Q3", "2026Q2")
     assert table.empty and summary.headline_sentences(table) == []
+
+
+def test_kpis_not_marked_as_headlines_never_fill_the_headline_slots() -> None:
+    rows = [(f"k{i}", q, float(i), "count", "nb#t") for i in range(4) for q in ("2026Q2", "2026Q3")]
+    frame = kpis(rows).assign(headline=lambda f: f.kpi.isin(["k1", "k3"]))
+    table = summary.headline_table(frame, "2026Q3", "2026Q2")
+    assert summary.headline_sentences(table) == [
+        "k1 was unchanged at 1.",
+        "k3 was unchanged at 3.",
+    ]

@@ -545,7 +545,7 @@ def plot_credit_by_channel(
     order = [str(c) for c in last["channel"]]
     frame["channel"] = frame["channel"].astype(str)
     hue_order = [MODEL_LABELS.get(m, m) for m in chosen]
-    height = max(3.5, 0.11 * len(order) * len(chosen) + 1.6)
+    height = max(3.5, 0.1 * len(order) * len(chosen) + 1.4)
     fig, ax = plt.subplots(figsize=(7.5, height))
     sns.barplot(frame, y="channel", x="percent", hue="label", order=order, hue_order=hue_order,
                 orient="h", errorbar=None, ax=ax)  # fmt: skip
@@ -560,8 +560,181 @@ def plot_credit_by_channel(
         ax.errorbar(100 * rows["share"].to_numpy(), centres, xerr=[low, high], fmt="none",
                     ecolor="0.15", elinewidth=1, capsize=2)  # fmt: skip
     ax.set_yticks(range(len(order)), [plain_label(c, max_chars=28) for c in order])
-    ax.set_xlabel("Share of credited conversions (%); bars: 95 % bootstrap interval")
+    ax.set_xlabel("Share of credited conversions (%); whiskers: 95 % bootstrap interval")
     ax.set_ylabel("Channel")
     ax.set_title(title or "Credit by channel under each attribution model")
     ax.legend(title="Model", fontsize=8, title_fontsize=8, loc="lower right")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Conversion-lift figures (alignment.lift results' frames)
+# --------------------------------------------------------------------------------------------
+
+
+def _clip_interval(low: Any, high: Any, limits: tuple[float, float]) -> tuple[Any, Any, Any, Any]:
+    """Interval ends clipped to ``limits`` and flags of which ends were clipped."""
+    import numpy as np
+
+    lo, hi = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    return np.maximum(lo, limits[0]), np.minimum(hi, limits[1]), lo < limits[0], hi > limits[1]
+
+
+def plot_lift_forest(
+    segments: pd.DataFrame, *, title: str | None = None, max_percent: float = 200.0
+) -> matplotlib.figure.Figure:
+    """Forest plot: relative lift (%) with its interval, overall and per segment, one panel
+    per experiment.
+
+    ``segments`` is ``ExperimentResult.segment_summary()`` of one or more experiments
+    (``experiment_id, arm, by, segment, n, rel_lift, rel_ci_low, rel_ci_high,
+    p_adjusted``). Arms are colours; the overall row comes first and is drawn larger.
+    Interval ends beyond ``-100 %`` or ``max_percent`` are cut at the edge and marked with an
+    arrow head.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import seaborn as sns
+
+    experiments = list(dict.fromkeys(segments["experiment_id"].astype(str)))
+    rows_per = [
+        segments[segments["experiment_id"].astype(str) == e][["by", "segment"]]
+        .drop_duplicates().shape[0]
+        for e in experiments
+    ]  # fmt: skip
+    height = max(3.0, 0.3 * sum(rows_per) + 1.0 * len(experiments) + 0.8)
+    fig, axes = plt.subplots(len(experiments), 1, figsize=(7.5, height), squeeze=False,
+                             height_ratios=[max(r, 1) + 1.5 for r in rows_per])  # fmt: skip
+    arms = list(dict.fromkeys(segments["arm"].astype(str)))
+    colours = dict(zip(arms, sns.color_palette(PALETTE, len(arms)), strict=True))
+    limits = (-100.0, float(max_percent))
+    for ax, experiment in zip(axes[:, 0], experiments, strict=True):
+        part = segments[segments["experiment_id"].astype(str) == experiment]
+        keys = list(
+            dict.fromkeys(zip(part["by"].astype(str), part["segment"].astype(str), strict=True))
+        )
+        position = {key: i for i, key in enumerate(keys)}
+        offsets = np.linspace(-0.15, 0.15, len(arms)) if len(arms) > 1 else [0.0]
+        for offset, arm in zip(offsets, arms, strict=True):
+            rows = part[part["arm"].astype(str) == arm]
+            if rows.empty:
+                continue
+            keyed = zip(rows["by"], rows["segment"], strict=True)
+            y = np.array([position[(b, s)] for b, s in keyed]) + offset
+            x = 100 * rows["rel_lift"].to_numpy(dtype=float)
+            lo, hi, cut_lo, cut_hi = _clip_interval(
+                100 * rows["rel_ci_low"], 100 * rows["rel_ci_high"], limits
+            )
+            x_shown = np.clip(x, *limits)
+            overall = (rows["by"] == "overall").to_numpy()
+            spread = [np.maximum(x_shown - lo, 0), np.maximum(hi - x_shown, 0)]
+            ax.errorbar(x_shown, y, xerr=spread, fmt="none", ecolor=colours[arm],
+                        elinewidth=1.4, capsize=2)  # fmt: skip
+            ax.scatter(x_shown[~overall], y[~overall], color=colours[arm], s=22, zorder=3,
+                       label=f"arm {plain_label(arm)}")  # fmt: skip
+            ax.scatter(x_shown[overall], y[overall], color=colours[arm], marker="D", s=46,
+                       zorder=3, edgecolor="black")  # fmt: skip
+            ax.scatter(lo[cut_lo], y[cut_lo], marker="<", color=colours[arm], s=26)
+            ax.scatter(hi[cut_hi], y[cut_hi], marker=">", color=colours[arm], s=26)
+        ax.axvline(0, color="0.3", linewidth=1)
+        labels = [
+            "Overall" if b == "overall" else f"{plain_label(b)}: {plain_label(s, max_chars=24)}"
+            for b, s in keys
+        ]
+        ax.set_yticks(range(len(keys)), labels)
+        for tick, (b, _s) in zip(ax.get_yticklabels(), keys, strict=True):
+            if b == "overall":
+                tick.set_fontweight("bold")
+        ax.set_ylim(len(keys) - 0.5, -0.5)
+        ax.set_xlim(limits[0] - 5, limits[1] + 5)
+        ax.set_ylabel("")
+        ax.set_title(plain_label(experiment, max_chars=60), fontsize=10, loc="left")
+        ax.set_xlabel("Relative lift over control (%); bars: 95 % CI, not adjusted")
+        handles, names = ax.get_legend_handles_labels()
+        if len(set(names)) > 1:
+            unique = dict(zip(names, handles, strict=True))
+            ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
+    fig.suptitle(title or "Relative lift by segment", fontweight="bold")
+    return fig
+
+
+def plot_event_study(
+    coefficients: pd.DataFrame,
+    *,
+    period: str = "month",
+    did_estimate: float | None = None,
+    binned: bool = True,
+    title: str | None = None,
+) -> matplotlib.figure.Figure:
+    """Event-study coefficients (percentage points) with 95 % intervals; pre-periods shaded.
+
+    ``coefficients`` is ``EventStudyResult.summary()`` (index ``rel_period``; ``estimate,
+    low, high``; the reference period -1 at 0 without interval). ``did_estimate`` (a
+    fraction) draws the pooled difference-in-differences over the post periods. With
+    ``binned`` the end points are labelled as bins of the periods beyond.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    frame = coefficients.sort_index()
+    x = frame.index.to_numpy(dtype=float)
+    y = 100 * frame["estimate"].to_numpy(dtype=float)
+    low = 100 * frame["low"].to_numpy(dtype=float)
+    high = 100 * frame["high"].to_numpy(dtype=float)
+    has_ci = ~np.isnan(low)
+    fig, ax = plt.subplots()
+    ax.axvspan(x.min() - 0.5, -0.5, color="0.9", zorder=0, label="before the roll-out")
+    ax.axhline(0, color="0.3", linewidth=1)
+    ax.axvline(-0.5, color="C3", linestyle="--", linewidth=1.2)
+    ax.errorbar(x[has_ci], y[has_ci], yerr=[y[has_ci] - low[has_ci], high[has_ci] - y[has_ci]],
+                fmt="o", color="C0", capsize=3, label="coefficient, 95 % CI")  # fmt: skip
+    ax.scatter(x[~has_ci], y[~has_ci], facecolor="white", edgecolor="C0", zorder=3, s=36,
+               label="reference period (−1)")  # fmt: skip
+    if did_estimate is not None:
+        ax.hlines(100 * did_estimate, -0.5, x.max() + 0.5, colors="C2", linestyles=":",
+                  linewidth=2, label="pooled DiD estimate")  # fmt: skip
+    ticks = [int(v) for v in x]
+    labels = [str(t) for t in ticks]
+    if binned and len(ticks) > 2:
+        labels[0], labels[-1] = f"≤{ticks[0]}", f"≥{ticks[-1]}"
+    ax.set_xticks(ticks, labels)
+    ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+    ax.set_xlabel(f"{period.capitalize()}s relative to the roll-out (0: first treated {period})")
+    ax.set_ylabel("Effect on SAL→SQL conversion (points)")
+    ax.set_title(title or "Event study of the roll-out")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def plot_rollout_trends(
+    panel: pd.DataFrame, *, title: str | None = None
+) -> matplotlib.figure.Figure:
+    """SAL→SQL conversion per period, roll-out regions against comparison regions.
+
+    ``panel`` is ``RolloutResult.panel`` (``period_start, n_sal, n_sql, is_treated``,
+    ``first_treated_period``, ``period``); each group's rate pools its regions' SALs. The
+    dashed line marks the first treated period.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    names = {1: "roll-out regions", 0: "comparison regions"}
+    grouped = (
+        panel.assign(group=panel["is_treated"].map(names))
+        .groupby(["group", "period_start"], as_index=False)[["n_sal", "n_sql"]]
+        .sum()
+    )
+    grouped["percent"] = 100 * grouped["n_sql"] / grouped["n_sal"]
+    fig, ax = plt.subplots()
+    sns.lineplot(grouped, x="period_start", y="percent", hue="group", marker="o",
+                 hue_order=["roll-out regions", "comparison regions"], ax=ax)  # fmt: skip
+    first = panel.loc[panel["is_treated"] == 1, ["period", "first_treated_period", "period_start"]]
+    starts = first.loc[first["period"] == first["first_treated_period"], "period_start"]
+    for start in sorted(set(starts)):
+        ax.axvline(start, color="C3", linestyle="--", linewidth=1.2)
+    ax.set_xlabel("Cohort period (start)")
+    ax.set_ylabel("SALs reaching SQL in the window (%)")
+    ax.set_title(title or "SAL→SQL conversion, roll-out vs comparison regions")
+    ax.legend(title="", fontsize=8)
+    fig.autofmt_xdate()
     return fig

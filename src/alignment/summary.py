@@ -121,8 +121,9 @@ def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFr
         )  # fmt: skip
     table = pd.DataFrame(rows)
     table = pd.concat([table[table.is_headline], table[~table.is_headline]], ignore_index=True)
-    table["is_headline"] = table.index < MAX_HEADLINES
-    table.loc[table.sentence == "", "is_headline"] = False
+    table["is_headline"] = (
+        table.is_headline & (table.sentence != "") & (table.is_headline.cumsum() <= MAX_HEADLINES)
+    )
     return table
 
 
