@@ -257,3 +257,44 @@ def test_paths_match_a_pandas_reference_on_random_data(con, seed: int) -> None:
         .sort_index()
     )
     pd.testing.assert_frame_equal(got, expected)
+
+
+def test_stage_timestamps_with_microsecond_scale_still_give_null_journeys(con) -> None:
+    # Parquet views type timestamps as timestamp('UTC', 6); the union of converting and null
+    # journeys must not refuse them against the null journeys' timestamp type.
+    touches = touches_frame(
+        [("t1", "p1", "2026-07-02", "email", False), ("t2", "p2", "2026-07-03", "display", False)]
+    )
+    stages = ibis.memtable(sql_events([("p1", "2026-07-10")]))
+    stages = stages.mutate(entered_at=stages.entered_at.cast("timestamp('UTC', 6)"))
+    tw = journeys.touches_with_account(ibis.memtable(touches), ibis.memtable(PEOPLE))
+    conv = journeys.conversion_events(stages, ibis.memtable(NO_OPPS))
+    built = journeys.build_journeys(tw, conv, start_at=START, end_at=END)
+    table = con.execute(journeys.aggregate_paths(built))
+    assert {r.path: (r.conversions, r.nulls) for r in table.itertuples()} == {
+        "email": (1, 0),
+        "display": (0, 1),
+    }
+
+
+def test_summarise_channels_marks_channels_most_of_whose_touches_are_sales(con) -> None:
+    touches = touches_frame(
+        [
+            ("t1", "p1", "2026-07-02", "email", False),
+            ("t2", "p1", "2026-07-03", "sales_call", True),
+            ("t3", "p2", "2026-07-04", "sales_call", True),
+            ("t4", "p2", "2026-07-05", "partner", True),  # one of two partner touches: a tie
+            ("t5", "p3", "2026-07-06", "partner", False),
+            ("t6", "p3", "2026-07-07", "meeting", None),  # null flag counts as marketing's
+        ]
+    )
+    tw = journeys.touches_with_account(ibis.memtable(touches), ibis.memtable(PEOPLE))
+    conv = journeys.conversion_events(ibis.memtable(sql_events([])), ibis.memtable(NO_OPPS))
+    built = journeys.build_journeys(tw, conv, start_at=START, end_at=END)
+    got = con.execute(journeys.summarise_channels(built)).set_index("channel")
+    # Reference: hand count; a sales channel needs more than half of its touches marked.
+    assert got["n_touches"].to_dict() == {"email": 1, "meeting": 1, "partner": 2, "sales_call": 2}
+    assert got["n_sales_touches"].to_dict() == {
+        "email": 0, "meeting": 0, "partner": 1, "sales_call": 2
+    }
+    assert got.index[got["is_sales_channel"]].tolist() == ["sales_call"]

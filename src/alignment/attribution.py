@@ -10,6 +10,14 @@ resampling journeys.
 Every model credits exactly the observed conversions (and value): the credit of the channels sums
 to the total to floating point.
 
+:func:`attribute_journeys` starts one step earlier, from the contract tables: it builds a
+window's journeys with :mod:`alignment.journeys` (person or account units), runs every model on
+their paths (time decay with the touches' real ages in days) and returns a
+:class:`JourneyAttribution` with the report's views: credit by model, Markov removal effects,
+revenue credit, the share of credit earned by sales channels, the channels' positions, and the
+distance to a known truth. :func:`build_account_view`, :func:`describe_disagreement` and
+:func:`compute_kpis` build on it.
+
 Models and their weights (``L`` is the number of touches of a path, positions count from 1):
 
 ============  ==========================================================================
@@ -58,14 +66,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis
+    import ibis.expr.types as ir
+
+    from alignment.params import AttributionParams, Quarter
 
 log = logging.getLogger(__name__)
 
@@ -1301,3 +1316,725 @@ def _sampling_solver(
         return phi, bound
 
     return solve
+
+
+# --------------------------------------------------------------------------------------------
+# One quarter's journeys: every model side by side, sales vs marketing, revenue, account view
+# --------------------------------------------------------------------------------------------
+
+#: display order of the models in the report's tables (rule-based first, data-driven last)
+REPORT_MODELS: tuple[str, ...] = (
+    "first_touch",
+    "last_touch",
+    "linear",
+    "time_decay",
+    "u_shaped",
+    "w_shaped",
+    "full_path",
+    "j_shaped",
+    "inverse_j",
+    "markov",
+    "shapley",
+)
+#: models whose credit depends on the non-converting journeys too; they get bootstrap intervals
+DATA_DRIVEN_MODELS: tuple[str, ...] = ("markov", "shapley")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class JourneyAttribution:
+    """Every requested model's credit for one window's journeys, plus what a reader needs.
+
+    Made by :func:`attribute_journeys`. Each model's :class:`AttributionResult` credits the
+    same converting journeys (the ones with at least one touch in their lookback window).
+
+    Attributes
+    ----------
+    results : dict of str to AttributionResult
+        One result per model, in :data:`REPORT_MODELS` order. ``time_decay`` uses the touches'
+        real ages in days (:func:`attribute_time_decay_by_age`); Markov and Shapley carry
+        bootstrap draws when ``n_boot`` was at least 2.
+    paths : Paths
+        The aggregated paths the models ran on.
+    channels : pd.DataFrame
+        ``channel, n_touches, n_sales_touches, is_sales_channel`` over the journeys' touches
+        (:func:`alignment.journeys.summarise_channels`).
+    n_converting, n_null, n_converting_without_touch : int
+        Converting journeys with a path, non-converting journeys, and conversions in the
+        window with no touch in their lookback window (credited to no channel).
+    unit : str
+        ``person`` or ``account``.
+    start_at, end_at : datetime
+        The window, UTC, end excluded.
+    conversion_event : str
+        ``SQL``, ``Opportunity`` or ``won``.
+    lookback_days : int
+        Touches older than this before the journey's reference time are not in its path.
+    half_life_days : float
+        Half-life of ``time_decay``, in days.
+    n_boot : int
+        Bootstrap replicates of the data-driven models (0: point estimates only).
+    """
+
+    results: dict[str, AttributionResult]
+    paths: Paths
+    channels: pd.DataFrame
+    n_converting: int
+    n_null: int
+    n_converting_without_touch: int
+    unit: str
+    start_at: datetime
+    end_at: datetime
+    conversion_event: str
+    lookback_days: int
+    half_life_days: float
+    n_boot: int = 0
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models run, in display order."""
+        return tuple(self.results)
+
+    @property
+    def sales_channels(self) -> tuple[str, ...]:
+        """Channels most of whose touches are sales touches (``is_sales_touch``)."""
+        flagged = self.channels.loc[self.channels["is_sales_channel"].astype(bool), "channel"]
+        return tuple(str(c) for c in flagged)
+
+    @property
+    def has_value(self) -> bool:
+        """True when some revenue could be linked to the converting journeys."""
+        return self.paths.value is not None and float(self.paths.value.sum()) > 0
+
+    @property
+    def total_value(self) -> float:
+        """Revenue of the converting journeys, in the report currency (0 without revenue)."""
+        return float(self.paths.value.sum()) if self.paths.value is not None else 0.0
+
+    def counts(self) -> pd.DataFrame:
+        """The journeys behind the credit: ``journeys, count`` (one row per kind).
+
+        Rows: converting journeys with a path (credited), non-converting journeys, conversions
+        with no touch in their lookback window (credited to nobody), distinct paths.
+        """
+        rows = [
+            ("converting journeys (credited)", self.n_converting),
+            ("non-converting journeys", self.n_null),
+            ("conversions without a touch in the lookback window",
+             self.n_converting_without_touch),
+            ("distinct paths", self.paths.n_paths),
+        ]
+        return pd.DataFrame(rows, columns=["journeys", "count"]).astype({"count": "int64"})
+
+    def credit_table(self, kind: Literal["conversions", "share", "value"] = "conversions",
+                     models: Sequence[str] | None = None) -> pd.DataFrame:
+        """Channels × models: ``channel`` then one column per model.
+
+        Parameters
+        ----------
+        kind : {"conversions", "share", "value"}, default "conversions"
+            Credited conversions, fraction of the credited conversions, or credited revenue
+            (report currency; needs :attr:`has_value`).
+        models : sequence of str, optional
+            Subset of :attr:`models` (default all), in this order.
+
+        Returns
+        -------
+        pd.DataFrame
+            One row per channel, ordered by the last model's credit, largest first (the
+            data-driven models come last in :data:`REPORT_MODELS`).
+        """
+        chosen = self._chosen(models)
+        columns = {}
+        for name in chosen:
+            result = self.results[name]
+            if kind == "conversions":
+                columns[name] = result.credit
+            elif kind == "share":
+                columns[name] = result.share
+            elif kind == "value":
+                if result.value_credit is None:
+                    raise ValueError("kind='value' needs revenue on the converting journeys")
+                columns[name] = result.value_credit
+            else:
+                raise ValueError(f"kind must be 'conversions', 'share' or 'value', got {kind!r}")
+        wide = pd.DataFrame(columns, index=self.paths.channels).fillna(0.0)
+        if chosen:
+            wide = wide.sort_values(chosen[-1], ascending=False, kind="stable")
+        wide.index.name = "channel"
+        return wide.reset_index().astype({"channel": object})
+
+    def summary(self, alpha: float = 0.05, models: Sequence[str] | None = None) -> pd.DataFrame:
+        """Tidy credit: ``model, channel, conversions, share, share_low, share_high`` [, value].
+
+        ``share_low``/``share_high`` are the percentile bootstrap interval of the share
+        (``1 - alpha`` coverage) for results with draws, NaN otherwise. This is the frame
+        :func:`alignment.plots.plot_credit_by_channel` draws.
+        """
+        frames = []
+        for name in self._chosen(models):
+            result = self.results[name]
+            frame = pd.DataFrame({
+                "model": name,
+                "channel": result.credit.index.astype(object),
+                "conversions": result.credit.to_numpy(),
+                "share": result.share.to_numpy(),
+                "share_low": np.nan,
+                "share_high": np.nan,
+            })
+            if result.draws is not None:
+                ci = result.conf_int(alpha, kind="share")
+                frame["share_low"] = ci["low"].to_numpy()
+                frame["share_high"] = ci["high"].to_numpy()
+            if result.value_credit is not None:
+                frame["value"] = result.value_credit.to_numpy()
+            frames.append(frame)
+        if not frames:
+            return pd.DataFrame(columns=["model", "channel", "conversions", "share",
+                                         "share_low", "share_high"])
+        return pd.concat(frames, ignore_index=True)
+
+    def removal_effects(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Markov removal effects: ``channel, removal_effect, conversions, share, share_low,
+        share_high``.
+
+        ``removal_effect`` is the fraction of the conversion probability lost when the
+        channel is removed from the chain (its states lead to a non-conversion); credit is the
+        removal effects scaled to the conversions. ``share_low``/``share_high``: percentile
+        bootstrap interval of the share (NaN without draws). Largest removal effect first.
+        """
+        result = self._require("markov")
+        tidy = self.summary(alpha, ["markov"])
+        frame = pd.DataFrame({
+            "channel": tidy["channel"],
+            "removal_effect": result.removal_effects.reindex(tidy["channel"]).to_numpy(),
+            "conversions": tidy["conversions"],
+            "share": tidy["share"],
+            "share_low": tidy["share_low"],
+            "share_high": tidy["share_high"],
+        })
+        return frame.sort_values("removal_effect", ascending=False, ignore_index=True,
+                                 kind="stable")
+
+    def revenue_credit(self, models: Sequence[str] = ("last_touch", "linear", "markov",
+                                                      "shapley"),
+                       alpha: float = 0.05) -> pd.DataFrame:
+        """Revenue credited per channel: ``channel``, one column per model (report currency),
+        and ``<model>_low``/``<model>_high`` bootstrap intervals for models with draws.
+
+        Models not run are skipped. Empty (no rows) when no revenue is linked to the
+        converting journeys (:attr:`has_value` false).
+        """
+        chosen = [m for m in models if m in self.results]
+        if not self.has_value or not chosen:
+            return pd.DataFrame(columns=["channel", *chosen])
+        wide = self.credit_table("value", chosen)
+        for name in chosen:
+            result = self.results[name]
+            if result.value_draws is not None:
+                ci = result.conf_int(alpha, kind="value").reindex(wide["channel"])
+                at = wide.columns.get_loc(name) + 1
+                wide.insert(at, f"{name}_low", ci["low"].to_numpy())
+                wide.insert(at + 1, f"{name}_high", ci["high"].to_numpy())
+        return wide
+
+    def sales_split(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Share of each model's credit earned by sales channels.
+
+        Returns
+        -------
+        pd.DataFrame
+            One row per model: ``model, marketing_conversions, sales_conversions,
+            sales_share`` (fraction of the credited conversions) and ``sales_share_low``,
+            ``sales_share_high`` (percentile bootstrap interval for models with draws, else
+            NaN).
+
+        Notes
+        -----
+        The split is by channel (:attr:`sales_channels`): aggregated paths keep the channel
+        of each touch, not its team.
+        """
+        sales = set(self.sales_channels)
+        columns = ["model", "marketing_conversions", "sales_conversions", "sales_share",
+                   "sales_share_low", "sales_share_high"]
+        if self.paths.conversions.sum() == 0:
+            return pd.DataFrame(columns=columns)
+        rows = []
+        for name, result in self.results.items():
+            is_sales = result.credit.index.isin(list(sales))
+            total = float(result.credit.sum())
+            sales_credit = float(result.credit[is_sales].sum())
+            low = high = np.nan
+            if result.draws is not None:
+                totals = result.draws.sum(axis=1)
+                shares = (result.draws.loc[:, is_sales].sum(axis=1) / totals.where(totals > 0))
+                low, high = shares.quantile([alpha / 2, 1 - alpha / 2]).to_numpy()
+            rows.append({
+                "model": name,
+                "marketing_conversions": total - sales_credit,
+                "sales_conversions": sales_credit,
+                "sales_share": sales_credit / total if total > 0 else np.nan,
+                "sales_share_low": low,
+                "sales_share_high": high,
+            })
+        return pd.DataFrame(rows, columns=columns)
+
+    def channel_profile(self) -> pd.DataFrame:
+        """Where each channel sits in the journeys, the facts behind the models' disagreement.
+
+        Returns
+        -------
+        pd.DataFrame
+            ``channel, first_touch_share, last_touch_share`` (fraction of converting
+            journeys it opens / closes), ``converting_share`` (fraction of converting
+            journeys whose path holds it), ``n_journeys`` (journeys, converting or not, whose
+            path holds it), ``conversion_rate`` (fraction of those that converted) and
+            ``conversion_rate_without`` (fraction of the other journeys that converted).
+        """
+        p = self.paths
+        n_channels = len(p.channels)
+        owner = p.path_of_token
+        has = np.zeros((p.n_paths, n_channels), dtype=bool)
+        has[owner, p.tokens] = True
+        journeys = p.conversions + p.nulls
+        with_c = journeys @ has
+        conv_with = p.conversions @ has
+        total_j, total_c = journeys.sum(), p.conversions.sum()
+        first = p.tokens[p.offsets[:-1]] if p.n_paths else np.zeros(0, dtype=np.int64)
+        last = p.tokens[p.offsets[1:] - 1] if p.n_paths else np.zeros(0, dtype=np.int64)
+        opens = np.bincount(first, weights=p.conversions, minlength=n_channels)
+        closes = np.bincount(last, weights=p.conversions, minlength=n_channels)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frame = pd.DataFrame({
+                "channel": p.channels.astype(object),
+                "first_touch_share": opens / total_c if total_c else np.nan,
+                "last_touch_share": closes / total_c if total_c else np.nan,
+                "converting_share": conv_with / total_c if total_c else np.nan,
+                "n_journeys": with_c.astype(np.int64),
+                "conversion_rate": np.where(with_c > 0, conv_with / with_c, np.nan),
+                "conversion_rate_without": np.where(
+                    total_j - with_c > 0, (total_c - conv_with) / (total_j - with_c), np.nan
+                ),
+            })
+        return frame
+
+    def distance_to(self, true_share: Mapping[str, float]) -> pd.DataFrame:
+        """Total variation distance of each model's shares to known true shares.
+
+        Parameters
+        ----------
+        true_share : mapping of channel to float
+            E.g. the demo's ``ground_truth.json`` ``true_credit_share``.
+
+        Returns
+        -------
+        pd.DataFrame
+            ``model, tvd, n_channels`` sorted by ``tvd`` (best first); see
+            :func:`total_variation_distance` (channels present in both, renormalised).
+        """
+        truth = pd.Series(dict(true_share), dtype=float)
+        rows = [
+            {"model": name, "tvd": total_variation_distance(result.credit, truth),
+             "n_channels": len(result.credit.index.intersection(truth.index))}
+            for name, result in self.results.items()
+        ]
+        return pd.DataFrame(rows).sort_values("tvd", ignore_index=True, kind="stable")
+
+    def _chosen(self, models: Sequence[str] | None) -> list[str]:
+        if models is None:
+            return list(self.results)
+        unknown = [m for m in models if m not in self.results]
+        if unknown:
+            raise ValueError(f"models not run: {', '.join(unknown)}; run: "
+                             f"{', '.join(self.results)}")
+        return list(models)
+
+    def _require(self, model: str) -> AttributionResult:
+        if model not in self.results:
+            raise ValueError(f"model {model!r} was not run; run: {', '.join(self.results)}")
+        return self.results[model]
+
+
+def total_variation_distance(credit: pd.Series, truth: pd.Series) -> float:
+    """Total variation distance between two credit distributions over channels.
+
+    Both are restricted to the channels they share and renormalised to sum to one, then
+    ``TVD = 0.5 * sum |p_c - q_c|``: 0 when identical, 1 when disjoint; the largest
+    amount of credit any set of channels gets too much (or too little).
+
+    Parameters
+    ----------
+    credit, truth : pd.Series
+        Non-negative weights (conversions or shares) indexed by channel.
+
+    Returns
+    -------
+    float
+        NaN when either side has no weight on the shared channels.
+
+    Examples
+    --------
+    >>> total_variation_distance(pd.Series({"a": 3.0, "b": 1.0, "x": 9.0}),
+    ...                          pd.Series({"a": 0.5, "b": 0.5}))
+    0.25
+    """
+    common = credit.index.intersection(truth.index)
+    p = credit.reindex(common).astype(float)
+    q = truth.reindex(common).astype(float)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return float("nan")
+    return float(0.5 * (p / p.sum() - q / q.sum()).abs().sum())
+
+
+def attribute_journeys(
+    touchpoints: ir.Table,
+    stage_events: ir.Table,
+    opportunities: ir.Table,
+    people: ir.Table,
+    *,
+    start_at: datetime,
+    end_at: datetime,
+    params: AttributionParams,
+    unit: Literal["person", "account"] | None = None,
+    models: Sequence[str] | None = None,
+    opportunity_people: ir.Table | None = None,
+    n_boot: int | None = None,
+    seed: int = 0,
+    con: ibis.BaseBackend | None = None,
+) -> JourneyAttribution:
+    """Build a window's journeys, aggregate their paths and credit them with every model.
+
+    Parameters
+    ----------
+    touchpoints, stage_events, opportunities, people : ibis.Table
+        Contract tables (from :func:`alignment.store.open_data`).
+    start_at, end_at : datetime
+        The window (usually a quarter), UTC, ``end_at`` excluded.
+    params : AttributionParams
+        ``conversion_event``, ``lookback_days``, ``markov_order``,
+        ``time_decay_half_life_days``, ``bootstrap_replicates`` and (default) ``unit`` and
+        ``models``.
+    unit : {"person", "account"}, optional
+        Overrides ``params.unit``: a person's journey, or an account's (its buying group's
+        touches, marketing's and sales', on one path).
+    models : sequence of str, optional
+        Overrides ``params.models``; any of :data:`MODELS`. Shown in :data:`REPORT_MODELS`
+        order.
+    opportunity_people : ibis.Table, optional
+        Links people to opportunities: without it person journeys carry no revenue.
+    n_boot : int, optional
+        Bootstrap replicates for Markov and Shapley; default ``params.bootstrap_replicates``;
+        below 2: no intervals.
+    seed : int, default 0
+        Seed of the bootstrap.
+    con : ibis backend, optional
+        Where to execute; default the tables' own backend.
+
+    Returns
+    -------
+    JourneyAttribution
+
+    Notes
+    -----
+    Row-level work (journeys, paths, channel summary, counts) runs as Ibis expressions on the
+    backend (:mod:`alignment.journeys`); only the aggregated paths and the touches of
+    converting journeys (their ages, for time decay) come back to pandas. ``time_decay``
+    weighs a touch by ``2 ** (-days_before / half_life_days)``, its real age before the
+    conversion, instead of its step position. Revenue is the value of the converting journeys
+    (won opportunities created at or after the conversion, :func:`alignment.journeys.
+    conversion_events`); every model credits it in the same proportions as it credits
+    conversions on each path, Markov through its value-weighted chain.
+    """
+    from alignment import journeys as jr
+
+    unit = unit or params.unit
+    chosen = _report_order(models if models is not None else params.models)
+    n_boot = params.bootstrap_replicates if n_boot is None else int(n_boot)
+    touches = jr.touches_with_account(touchpoints, people)
+    conversions = jr.conversion_events(
+        stage_events, opportunities, event=params.conversion_event, unit=unit, people=people,
+        opportunity_people=opportunity_people,
+    )
+    window = dict(start_at=start_at, end_at=end_at, unit=unit, lookback_days=params.lookback_days)
+    built = jr.build_journeys(touches, conversions, **window)
+    path_frame = _execute(jr.aggregate_paths(built), con)
+    counts = _execute(jr.count_journeys(touches, conversions, **window), con).iloc[0]
+    channels = _execute(jr.summarise_channels(built), con)
+    channels = channels.assign(  # as aggregate_paths writes them into the paths
+        channel=channels["channel"].astype(str).str.replace(">", "_", regex=False)
+    ).astype({"channel": object})
+    has_value = float(path_frame["value"].sum()) > 0 if len(path_frame) else False
+    paths = parse_paths(path_frame, value_col="value" if has_value else None,
+                        channels=sorted(set(channels["channel"])))
+    results: dict[str, AttributionResult] = {}
+    for name in chosen:
+        if name == "time_decay":
+            ages = _execute(
+                built.filter(built.is_converted).select("unit_id", "channel", "days_before",
+                                                        "value"), con)
+            results[name] = _time_decay_by_age(ages, paths, params.time_decay_half_life_days,
+                                               has_value)
+        else:
+            results[name] = _attribute_one(paths, name, params.markov_order, n_boot, seed)
+    log.info("attributed %d converting and %d null %s journeys with %d models",
+             _whole(counts["n_converting"]), _whole(counts["n_null"]), unit, len(results))
+    return JourneyAttribution(
+        results=results,
+        paths=paths,
+        channels=channels,
+        n_converting=_whole(counts["n_converting"]),
+        n_null=_whole(counts["n_null"]),
+        n_converting_without_touch=_whole(counts["n_converting_without_touch"]),
+        unit=unit,
+        start_at=start_at,
+        end_at=end_at,
+        conversion_event=params.conversion_event,
+        lookback_days=params.lookback_days,
+        half_life_days=params.time_decay_half_life_days,
+        n_boot=n_boot if n_boot >= 2 else 0,
+    )
+
+
+def _whole(value: Any) -> int:
+    """A count from SQL: NULL (a sum over no rows) is 0."""
+    return 0 if pd.isna(value) else int(value)
+
+
+def _report_order(models: Iterable[str]) -> list[str]:
+    names = [_check_model(m) for m in models]
+    return sorted(dict.fromkeys(names), key=REPORT_MODELS.index)
+
+
+def _execute(expr: Any, con: Any) -> pd.DataFrame:
+    """Run an Ibis expression on ``con`` (default: its own backend) and return pandas."""
+    frame = con.execute(expr) if con is not None else expr.execute()
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    return frame.to_frame()
+
+
+def _attribute_one(paths: Paths, model: str, order: int, n_boot: int,
+                   seed: int) -> AttributionResult:
+    """One model's credit; data-driven models with bootstrap draws when ``n_boot >= 2``."""
+    if paths.n_paths == 0 or paths.conversions.sum() == 0:
+        return _empty_result(paths, model, order)
+    if model in DATA_DRIVEN_MODELS and n_boot >= 2:
+        return bootstrap(paths, model, order, n_boot=n_boot, seed=seed)
+    return attribute(paths, model, order)
+
+
+def _empty_result(paths: Paths, model: str, order: int) -> AttributionResult:
+    """Zero credit for every channel: no converting journey in the window."""
+    zeros = np.zeros(len(paths.channels))
+    return _result(paths, model, order, zeros,
+                   None if paths.value is None else zeros.copy(),
+                   {"removal_effects": zeros.copy()} if model == "markov" else {})
+
+
+def _time_decay_by_age(ages: pd.DataFrame, paths: Paths, half_life_days: float,
+                       has_value: bool) -> AttributionResult:
+    """Time-decay credit by age in days, on the same channels as ``paths``."""
+    if ages.empty:
+        return _empty_result(paths, "time_decay", 1)
+    frame = ages.assign(
+        channel=ages["channel"].astype(str).str.replace(paths.sep, "_", regex=False),
+        conversions=1.0,
+    )
+    raw = attribute_time_decay_by_age(
+        frame, journey_col="unit_id", age_col="days_before",
+        value_col="value" if has_value else None, half_life_days=half_life_days,
+    )
+    credit = raw.credit.reindex(paths.channels, fill_value=0.0).rename("conversions")
+    value = None if raw.value_credit is None else raw.value_credit.reindex(
+        paths.channels, fill_value=0.0).rename("value")
+    return dataclasses.replace(raw, credit=credit, value_credit=value)
+
+
+def build_account_view(
+    account: JourneyAttribution,
+    person: JourneyAttribution | None = None,
+    models: Sequence[str] = ("markov", "linear"),
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Account-level credit next to the person-level shares.
+
+    Parameters
+    ----------
+    account : JourneyAttribution
+        Run with ``unit="account"``.
+    person : JourneyAttribution, optional
+        Run with ``unit="person"`` on the same window; adds ``person_<model>_share``.
+    models : sequence of str, default ("markov", "linear")
+    alpha : float, default 0.05
+
+    Returns
+    -------
+    pd.DataFrame
+        ``channel``, then per model ``<model>`` (credited account conversions),
+        ``<model>_share`` and, with draws, ``<model>_share_low``/``_high``; then the person
+        shares. Ordered by the first model's account credit.
+    """
+    chosen = [m for m in models if m in account.results]
+    out = account.credit_table("conversions", chosen).set_index("channel")
+    if chosen:
+        out = out.sort_values(chosen[0], ascending=False, kind="stable")
+    for name in chosen:
+        part = account.summary(alpha, [name]).set_index("channel")
+        out[f"{name}_share"] = part["share"].reindex(out.index)
+        if account.results[name].draws is not None:
+            out[f"{name}_share_low"] = part["share_low"].reindex(out.index)
+            out[f"{name}_share_high"] = part["share_high"].reindex(out.index)
+    columns = [c for name in chosen for c in out.columns if c == name or c.startswith(f"{name}_")]
+    out = out[columns]
+    if person is not None:
+        for name in chosen:
+            if name in person.results:
+                out[f"person_{name}_share"] = person.results[name].share.reindex(out.index)
+    return out.reset_index()
+
+
+def describe_disagreement(result: JourneyAttribution, top: int = 3) -> str:
+    """A plain-language paragraph: which channels the models disagree about most, and why.
+
+    The spread of a channel is the largest minus the smallest share any model gives it. For
+    each of the ``top`` channels with the largest spread it says which models give it most
+    and least credit and the facts behind it: position-based models credit a channel for
+    where it sits (it opens or closes converting journeys), data-driven models (Markov,
+    Shapley) for the conversions it takes part in, whatever its position. It then names the
+    channels that the data-driven models credit most above and most below the first/last-touch
+    models. Plain text (no Markdown); escape before display.
+    """
+    shares = result.credit_table("share").set_index("channel")
+    if shares.empty or result.n_converting == 0:
+        return ("No converting journeys in the window, so the models have nothing to "
+                "disagree about.")
+    spread = (shares.max(axis=1) - shares.min(axis=1)).sort_values(ascending=False, kind="stable")
+    profile = result.channel_profile().set_index("channel")
+    overall = result.n_converting / max(result.n_converting + result.n_null, 1)
+    data_driven = [m for m in DATA_DRIVEN_MODELS if m in shares.columns]
+    sentences = [
+        f"Across {len(shares.columns)} models the shares of {len(shares)} channels differ by up "
+        f"to {100 * spread.iloc[0]:.0f} points; the largest disagreements:"
+    ]
+    for channel in spread.index[:top]:
+        sentences.append(_disagreement_sentence(channel, shares.loc[channel],
+                                                profile.loc[channel], overall, data_driven))
+    ends = [m for m in ("first_touch", "last_touch") if m in shares.columns]
+    if data_driven and ends:
+        sentences.append(_ends_vs_data_driven(shares, profile, ends, data_driven))
+    return " ".join(sentences)
+
+
+def _ends_vs_data_driven(shares: pd.DataFrame, profile: pd.DataFrame, ends: Sequence[str],
+                         data_driven: Sequence[str]) -> str:
+    """The channel the data-driven models favour most over first/last touch (mean against
+    mean), and the one they favour least."""
+    driven_mean = shares[list(data_driven)].mean(axis=1)
+    gap = driven_mean - shares[list(ends)].mean(axis=1)
+    up, down = gap.idxmax(), gap.idxmin()
+    driven_text = " and ".join(_model_label(m) for m in data_driven)
+
+    def under_ends(channel: str) -> str:
+        return " and ".join(f"{100 * shares.at[channel, m]:.0f} % under {_model_label(m)}"
+                            for m in ends)
+
+    return (
+        f"{driven_text} give {up} {100 * driven_mean[up]:.0f} % against {under_ends(up)}: it "
+        f"is in {100 * profile.at[up, 'converting_share']:.0f} % of converting journeys but "
+        f"{_end_positions(profile.loc[up], of='them')}, and models that credit only the ends "
+        "miss its "
+        f"touches in between. They give {down} "
+        f"{100 * driven_mean[down]:.0f} % against {under_ends(down)}: it "
+        f"{_end_positions(profile.loc[down])}, which position rules reward in full, while "
+        f"{driven_text} share those conversions with the other channels on the same paths."
+    )
+
+
+def _end_positions(facts: pd.Series, of: str = "converting journeys") -> str:
+    return (f"opens {100 * facts['first_touch_share']:.0f} % and closes "
+            f"{100 * facts['last_touch_share']:.0f} % of {of}")
+
+
+def _disagreement_sentence(channel: str, row: pd.Series, facts: pd.Series, overall: float,
+                           data_driven: Sequence[str]) -> str:
+    high, low = row.idxmax(), row.idxmin()
+    text = (f"{channel}: {100 * row[high]:.0f} % of the credit under {_model_label(high)} but "
+            f"{100 * row[low]:.0f} % under {_model_label(low)}")
+    reasons = []
+    if facts["first_touch_share"] >= facts["last_touch_share"]:
+        reasons.append(f"it opens {100 * facts['first_touch_share']:.0f} % of converting journeys")
+    else:
+        reasons.append(f"it closes {100 * facts['last_touch_share']:.0f} % of converting journeys")
+    rate = facts["conversion_rate"]
+    if rate == rate:
+        relation = "above" if rate > overall else "below"
+        reasons.append(f"journeys that include it convert at {100 * rate:.1f} %, {relation} the "
+                       f"{100 * overall:.1f} % of all journeys")
+    if data_driven:
+        shown = ", ".join(f"{_model_label(m)} {100 * row[m]:.0f} %" for m in data_driven)
+        reasons.append(f"data-driven: {shown}")
+    return text + " (" + "; ".join(reasons) + ")."
+
+
+def _model_label(model: str) -> str:
+    labels = {"markov": "Markov", "shapley": "Shapley", "u_shaped": "U-shaped",
+              "w_shaped": "W-shaped", "j_shaped": "J-shaped", "inverse_j": "inverse-J"}
+    return labels.get(model, model.replace("_", " "))
+
+
+def compute_kpis(
+    touchpoints: ir.Table,
+    stage_events: ir.Table,
+    opportunities: ir.Table,
+    people: ir.Table,
+    quarter: Quarter,
+    params: AttributionParams,
+    *,
+    n_previous: int = 3,
+    opportunity_people: ir.Table | None = None,
+    source: str = "attribution#tbl-attribution-kpis",
+    con: ibis.BaseBackend | None = None,
+) -> pd.DataFrame:
+    """Attribution's headline KPIs for ``quarter`` and the ``n_previous`` quarters before it.
+
+    KPIs (person journeys as in ``params``; Markov point estimates, no bootstrap):
+
+    - **Conversions attributed** (count): converting journeys with at least one touch in
+      their lookback window.
+    - **Conversions without a touch** (count): conversions credited to no channel.
+    - **Share of credit to sales touches (Markov)** (fraction): Markov credit of the sales
+      channels over all credit.
+    - **Markov top channel share** (fraction): the largest channel share; ``note`` names it.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``kpi, quarter, value, unit, source, headline, note``, oldest quarter first (the
+        ``kpis-attribution`` table of docs/notebooks.md, item 5).
+    """
+    quarters = [quarter.previous(i) for i in range(n_previous, 0, -1)] + [quarter]
+    rows = []
+    for q in quarters:
+        result = attribute_journeys(
+            touchpoints, stage_events, opportunities, people, start_at=q.start_at,
+            end_at=q.end_at, params=params, models=("markov",),
+            opportunity_people=opportunity_people, n_boot=0, con=con,
+        )
+        markov = result.results["markov"]
+        split = result.sales_split().set_index("model").loc["markov"]
+        share = markov.share
+        top_channel = str(share.idxmax()) if share.notna().any() else ""
+        values = [
+            ("Conversions attributed", float(result.n_converting), "count", True, ""),
+            ("Conversions without a touch", float(result.n_converting_without_touch), "count",
+             False, ""),
+            ("Share of credit to sales touches (Markov)", float(split["sales_share"]),
+             "fraction", True, ""),
+            ("Markov top channel share", float(share.max()) if top_channel else float("nan"),
+             "fraction", False, top_channel),
+        ]
+        rows += [
+            {"kpi": k, "quarter": str(q), "value": v, "unit": u, "source": source,
+             "headline": h, "note": n}
+            for k, v, u, h, n in values
+        ]
+    return pd.DataFrame(rows)

@@ -273,6 +273,8 @@ def _journey_references(
         value=_.value,
     )
     converted_before_end = conversions.filter(_.converted_at < end).select("unit_id")
+    # one timestamp type on both sides of the union: Parquet gives timestamp('UTC', 6)
+    ts_type = conversions.converted_at.type()
     nulls = (
         steps.filter((_.ts >= start) & (_.ts < end))
         .anti_join(converted_before_end, "unit_id")
@@ -281,8 +283,8 @@ def _journey_references(
         .select(
             "unit_id",
             is_converted=ibis.literal(False),
-            converted_at=ibis.null("timestamp('UTC')"),
-            reference_at=_.reference_at,
+            converted_at=ibis.null(ts_type),
+            reference_at=_.reference_at.cast(ts_type),
             value=ibis.literal(0.0),
         )
     )
@@ -346,4 +348,42 @@ def count_journeys(
         in_window.anti_join(with_path.filter(_.is_converted), "unit_id").aggregate(
             n_converting_without_touch=_.count()
         )
+    )
+
+
+def summarise_channels(journeys: ir.Table) -> ir.Table:
+    """Per channel of the journeys: touches, sales touches and whether it is a sales channel.
+
+    Aggregated paths carry no per-touch team marker, so the marketing vs sales split of a
+    model's credit is made by channel; this derives which channels are sales' from the data
+    rather than from a list of names.
+
+    Parameters
+    ----------
+    journeys : ibis.Table
+        From :func:`build_journeys` (``channel``, ``is_sales_touch``).
+
+    Returns
+    -------
+    ibis.Table
+        ``channel, n_touches, n_sales_touches, is_sales_channel``, ordered by channel.
+        ``is_sales_channel`` is true when more than half of the channel's touches in the
+        journeys are sales touches (a channel is normally all one or the other; the majority
+        decides the rare mixed one, e.g. a partner channel some reps log as their own).
+
+    Examples
+    --------
+    >>> t = ibis.memtable({"channel": ["email", "call", "call"],
+    ...                    "is_sales_touch": [False, True, True]})
+    >>> summarise_channels(t).execute()[["channel", "is_sales_channel"]].values.tolist()
+    [['call', True], ['email', False]]
+    """
+    return (
+        journeys.group_by("channel")
+        .aggregate(
+            n_touches=_.count(),
+            n_sales_touches=_.is_sales_touch.cast("int64").sum(),
+        )
+        .mutate(is_sales_channel=2 * _.n_sales_touches > _.n_touches)
+        .order_by("channel")
     )

@@ -607,7 +607,13 @@ def plot_lift_forest(
                              height_ratios=[max(r, 1) + 1.5 for r in rows_per])  # fmt: skip
     arms = list(dict.fromkeys(segments["arm"].astype(str)))
     colours = dict(zip(arms, sns.color_palette(PALETTE, len(arms)), strict=True))
-    limits = (-100.0, float(max_percent))
+    lows = 100 * segments["rel_ci_low"].to_numpy(dtype=float)
+    highs = 100 * segments["rel_ci_high"].to_numpy(dtype=float)
+    limits = (
+        max(-100.0, float(np.nanmin(lows)) if lows.size else -100.0),
+        min(float(max_percent), float(np.nanmax(highs)) if highs.size else 100.0),
+    )
+    pad = 0.04 * (limits[1] - limits[0])
     for ax, experiment in zip(axes[:, 0], experiments, strict=True):
         part = segments[segments["experiment_id"].astype(str) == experiment]
         keys = list(
@@ -646,14 +652,16 @@ def plot_lift_forest(
             if b == "overall":
                 tick.set_fontweight("bold")
         ax.set_ylim(len(keys) - 0.5, -0.5)
-        ax.set_xlim(limits[0] - 5, limits[1] + 5)
+        ax.set_xlim(limits[0] - pad, limits[1] + pad)
         ax.set_ylabel("")
         ax.set_title(plain_label(experiment, max_chars=60), fontsize=10, loc="left")
-        ax.set_xlabel("Relative lift over control (%); bars: 95 % CI, not adjusted")
         handles, names = ax.get_legend_handles_labels()
         if len(set(names)) > 1:
             unique = dict(zip(names, handles, strict=True))
             ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
+    axes[-1, 0].set_xlabel(
+        "Relative lift over control (%); bars: 95 % CI per comparison; arrows: interval cut"
+    )
     fig.suptitle(title or "Relative lift by segment", fontweight="bold")
     return fig
 
@@ -699,10 +707,12 @@ def plot_event_study(
         labels[0], labels[-1] = f"≤{ticks[0]}", f"≥{ticks[-1]}"
     ax.set_xticks(ticks, labels)
     ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(max(bottom, -100.0), min(top, 100.0))  # a change in a rate stays within ±100
     ax.set_xlabel(f"{period.capitalize()}s relative to the roll-out (0: first treated {period})")
     ax.set_ylabel("Effect on SAL→SQL conversion (points)")
     ax.set_title(title or "Event study of the roll-out")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)
     return fig
 
 
