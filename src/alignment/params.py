@@ -216,6 +216,16 @@ class ScoringParams(_Strict):
     outcome_window_days: int = Field(90, gt=0)
     regularisation: float = Field(1.0, ge=0)
     current_mql_rule: str | None = None
+    score_horizon_days: int = Field(
+        90, gt=0, description="a lead not MQL within this many days of creation is scored then"
+    )
+    feature_lookback_days: int = Field(
+        90, gt=0, description="touches older than this before the scoring instant are not counted"
+    )
+    bootstrap_replicates: int = Field(500, ge=0, le=10_000)
+    max_late_share: float = Field(
+        0.05, ge=0, lt=1, description="share of the leads sent that may miss the SLA"
+    )
 
 
 class LiftParams(_Strict):
