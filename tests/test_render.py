@@ -96,7 +96,7 @@ def test_embeds_resolve_to_outputs_with_numbered_cross_references(project: Path)
     _, body = render.split_front_matter(qmd.read_text())
     markdown = render.resolve_embeds(body, qmd.parent, project / "figs")
     assert "[Table 1](#tbl-demo) and [Figure 1](#fig-demo)" in markdown
-    assert "**Table 1: Demo table**" in markdown
+    assert ": Table 1: Demo table {#tbl-demo}" in markdown
     assert "**Inconclusive.**" in markdown
     assert (project / "figs" / "fig-demo.png").read_bytes().startswith(b"\x89PNG")
     assert "{{<" not in markdown

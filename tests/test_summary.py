@@ -72,10 +72,28 @@ def test_no_kpi_tables_gives_an_empty_table(tmp_path: Path) -> None:
 
 
 def test_kpis_not_marked_as_headlines_never_fill_the_headline_slots() -> None:
-    rows = [(f"k{i}", q, float(i), "count", "nb#t") for i in range(4) for q in ("2026Q2", "2026Q3")]
+    rows = [
+        (f"k{i}", q, float(i), "count", "nb#t") for i in range(4) for q in ("2026Q2", "2026Q3")
+    ]
     frame = kpis(rows).assign(headline=lambda f: f.kpi.isin(["k1", "k3"]))
     table = summary.headline_table(frame, "2026Q3", "2026Q2")
     assert summary.headline_sentences(table) == [
         "k1 was unchanged at 1.",
         "k3 was unchanged at 3.",
     ]
+
+
+def test_headline_slots_are_dealt_round_robin_over_studies_in_report_order() -> None:
+    rows = [
+        (f"{study}-{i}", "2026Q3", 1.0, "count", "nb#t", study)
+        for study in ("asset_usage", "funnel_sla", "attribution")
+        for i in range(5)
+    ]
+    frame = pd.DataFrame(rows, columns=["kpi", "quarter", "value", "unit", "source", "study"])
+    table = summary.headline_table(frame, "2026Q3", "2026Q2")
+    chosen = table.loc[table.is_headline, "kpi"].tolist()
+    assert chosen == [
+        "funnel_sla-0", "attribution-0", "asset_usage-0",
+        "funnel_sla-1", "attribution-1", "asset_usage-1",
+        "funnel_sla-2",
+    ]  # fmt: skip

@@ -40,6 +40,14 @@ PAGEBREAK = re.compile(r"\{\{<\s*pagebreak\s*>\}\}")
 CELL_OPTION = re.compile(r"^#\|\s*(?P<key>[A-Za-z0-9_-]+)\s*:\s*(?P<value>.*)$")
 FORMATS: tuple[str, ...] = ("html", "pdf")
 CSS_FILE = Path(__file__).with_name("report.css")
+TYPST_STYLE = """\
+#set figure(numbering: none)  // captions carry their own "Table n" / "Figure n"
+#show figure: set block(breakable: true)  // long tables continue on the next page
+#show table: set text(size: 7.5pt)
+#set table(inset: (x: 4pt, y: 3pt))
+#set table(stroke: (x, y) => if y == 0 { (bottom: 0.6pt) } else { (bottom: 0.2pt + luma(210)) })
+#show heading.where(level: 1): set block(above: 1.4em, below: 0.8em)
+"""
 
 
 class RenderError(RuntimeError):
@@ -176,10 +184,11 @@ def resolve_embeds(qmd_text: str, qmd_dir: Path, figures_dir: Path) -> str:
 
 
 def _output_markdown(output: LabelledOutput, number: str | None, figures_dir: Path) -> str:
+    """Markdown for one stored output; numbered captions are written out ("Table 2: …") so
+    that HTML and PDF show the same numbers as the "Table n" cross-references."""
     caption = output.caption or ""
     title = f"{number}: {caption}" if number and caption else (number or caption)
-    if output.png is not None:  # figures: Typst and the HTML's CSS number them, in this order
-        title = caption
+    if output.png is not None:
         figures_dir.mkdir(parents=True, exist_ok=True)
         image = figures_dir / f"{output.label}.png"
         image.write_bytes(output.png)
@@ -188,7 +197,9 @@ def _output_markdown(output: LabelledOutput, number: str | None, figures_dir: Pa
             f'\n![{title}]({image.as_posix()}){{#{output.label} fig-alt="{alt}" width="100%"}}\n'
         )
     body = output.markdown if output.markdown is not None else _as_code(output.text or "")
-    if output.label.startswith("tbl-") and caption:
+    if output.label.startswith("tbl-") and title and body.lstrip().startswith("|"):
+        return f"\n{body.strip()}\n\n: {title} {{#{output.label}}}\n"
+    if output.label.startswith("tbl-") and title:
         return f"\n::: {{#{output.label} .table-block}}\n**{title}**\n\n{body}\n:::\n"
     return f"\n::: {{#{output.label}}}\n{body}\n:::\n"
 
@@ -223,7 +234,11 @@ def render_offline(
         markdown = resolve_embeds(body, qmd.parent, Path(scratch) / "figures")
         document = _pandoc_document(meta, markdown)
         pdf_document = _pandoc_document(
-            meta, markdown, papersize="a4", fontsize="10pt", margin={"x": "2cm", "y": "2.2cm"}
+            meta,
+            markdown,
+            papersize="a4",
+            fontsize="10pt",
+            margin={"x": "2cm", "y": "2.2cm"},
         )
         if "html" in formats:
             outputs["html"] = out_dir / f"{stem}.html"
@@ -238,6 +253,7 @@ def render_offline(
                     "--toc",
                     "--toc-depth=2",
                     "--number-sections",
+                    "--columns=10000",  # pipe tables keep natural column widths
                     f"--css={CSS_FILE}",
                     f"--resource-path={scratch}:{qmd.parent}",
                 ],
@@ -261,6 +277,8 @@ def _render_pdf(document: str, pdf: Path, scratch: Path, qmd_dir: Path) -> None:
     import typst
 
     source = scratch / "report.typ"
+    style = scratch / "style.typ"
+    style.write_text(TYPST_STYLE, encoding="utf-8")
     pypandoc.convert_text(
         document,
         "typst",
@@ -271,6 +289,8 @@ def _render_pdf(document: str, pdf: Path, scratch: Path, qmd_dir: Path) -> None:
             "--toc",
             "--toc-depth=2",
             "--number-sections",
+            "--columns=10000",
+            f"--include-in-header={style}",
             f"--resource-path={scratch}:{qmd_dir}",
         ],
     )

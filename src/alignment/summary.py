@@ -18,6 +18,8 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 KPI_COLUMNS = ("kpi", "quarter", "value", "unit", "source")
+STUDY_ORDER = ("funnel_sla", "lead_scoring", "attribution", "asset_usage", "conversion_lift")
+"""Report order of the studies (``params.STUDIES``): headline slots are dealt in this order."""
 MAX_HEADLINES = 7
 
 
@@ -92,8 +94,9 @@ def describe_kpi(name: str, unit: str, current: float, previous: float | None, p
 def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFrame:
     """One row per KPI: ``kpi, unit, <previous>, <quarter>, change, source, sentence``.
 
-    Headline KPIs (``headline`` true, where the column exists) come first, in their tables'
-    order; at most :data:`MAX_HEADLINES` are marked ``is_headline``.
+    Headline KPIs (``headline`` true, where the column exists, and a value this quarter) come
+    first, dealt round robin over the studies in report order (each study's in its table's
+    order); at most :data:`MAX_HEADLINES` are marked ``is_headline``.
     """
     if kpis.empty:
         columns = ["kpi", "unit", previous, quarter, "change", "source", "sentence", "is_headline"]
@@ -120,11 +123,21 @@ def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFr
             }
         )  # fmt: skip
     table = pd.DataFrame(rows)
-    table = pd.concat([table[table.is_headline], table[~table.is_headline]], ignore_index=True)
-    table["is_headline"] = (
-        table.is_headline & (table.sentence != "") & (table.is_headline.cumsum() <= MAX_HEADLINES)
+    table["study"] = [
+        str(meta.at[name, "study"]) if "study" in meta.columns else "" for name in order
+    ]
+    candidates = table.is_headline & (table.sentence != "")
+    # Round robin over the studies (in report order), so no one study fills every slot.
+    study_rank = {name: i for i, name in enumerate(STUDY_ORDER)}
+    turn = table[candidates].groupby("study", sort=False).cumcount()
+    table["slot"] = float("inf")
+    table.loc[candidates, "slot"] = turn * 100 + table.loc[candidates, "study"].map(
+        lambda s: study_rank.get(s, len(study_rank))
     )
-    return table
+    table = table.sort_values("slot", kind="stable").reset_index(drop=True)
+    table["is_headline"] = table.slot.rank(method="first") <= MAX_HEADLINES
+    table.loc[table.slot == float("inf"), "is_headline"] = False
+    return table.drop(columns="slot")
 
 
 def headline_sentences(table: pd.DataFrame) -> list[str]:
