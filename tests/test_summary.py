@@ -97,3 +97,24 @@ def test_headline_slots_are_dealt_round_robin_over_studies_in_report_order() -> 
         "funnel_sla-1", "attribution-1", "asset_usage-1",
         "funnel_sla-2",
     ]  # fmt: skip
+
+
+def test_display_kpis_formats_each_value_in_its_unit() -> None:
+    frame = kpis(
+        [
+            ("Win rate", "2026Q2", 0.3, "fraction", "f#t"),
+            ("Win rate", "2026Q3", 0.4, "fraction", "f#t"),
+        ]
+    )
+    shown = summary.display_kpis(
+        summary.headline_table(frame, "2026Q3", "2026Q2"), "2026Q3", "2026Q2"
+    )
+    assert shown.to_dict("records") == [
+        {
+            "kpi": "Win rate",
+            "2026Q2": "30.0 %",
+            "2026Q3": "40.0 %",
+            "change": "+10.0 pts",
+            "source": "f#t",
+        }
+    ]

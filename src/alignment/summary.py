@@ -150,3 +150,14 @@ def as_bullets(sentences: Iterable[str]) -> str:
     from alignment.plots import escape_markdown
 
     return "\n".join(f"- {escape_markdown(s)}" for s in sentences)
+
+
+def display_kpis(table: pd.DataFrame, quarter: str, previous: str) -> pd.DataFrame:
+    """:func:`headline_table` as the report shows it: ``kpi, <previous>, <quarter>, change,
+    source`` with values formatted in their units (text, so the table is not re-formatted)."""
+    shown = table.loc[:, ["kpi", previous, quarter, "change", "source"]].copy()
+    for column in (previous, quarter):
+        shown[column] = [
+            format_value(v, u) for v, u in zip(table[column], table.unit, strict=True)
+        ]
+    return shown.reset_index(drop=True)
