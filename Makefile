@@ -28,6 +28,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 report: $(VENV)/.installed
 	$(BIN)/alignment demo --out $(DATA) --seed $(SEED) --scale $(SCALE)
 	$(BIN)/alignment validate $(DATA)
+	$(BIN)/alignment report --quarter $(QUARTER) --data $(DATA)
 
 ## Run the test suite (installs the project into .venv first)
 .PHONY: test
