@@ -12,7 +12,13 @@ DESIGN.md):
 - :func:`check_sample_ratio`: sample-ratio mismatch;
 - :func:`plan_sample_size`, :func:`detectable_effect`, :func:`detectable_effect_for`: power;
 - :func:`estimate_did`, :func:`event_study`: difference-in-differences roll-outs;
-- :func:`describe_lift`: one plain-language sentence for the report.
+- :func:`describe_lift`: one plain-language sentence for the report;
+- :func:`build_experiment_units`, :func:`build_rollout_panel`, :func:`list_experiments`: the
+  per-unit and region x period frames, from the contract tables (Ibis expressions that
+  execute nothing);
+- :func:`analyse_experiment`, :func:`analyse_rollout`, :func:`compute_lift_kpis`: a whole
+  experiment (design, SRM, lift per arm, segments, power) and a roll-out (DiD, event study)
+  as the report shows them.
 
 Conventions: rates and lifts are fractions (0.15 means +15 %); "rows" in error messages are
 1-based positions in the frame (row 1 is the first data row, below a CSV's header). Missing
@@ -30,23 +36,41 @@ import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    import ibis.expr.types as ir
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "DidResult",
     "EventStudyResult",
+    "ExperimentResult",
+    "ExperimentSpec",
     "LiftResult",
     "LiftTableResult",
     "PowerResult",
+    "RolloutResult",
     "SrmResult",
+    "analyse_experiment",
+    "analyse_experiments",
+    "analyse_rollout",
+    "build_data_end",
+    "build_experiment_units",
+    "build_outcome_events",
+    "build_rollout_panel",
+    "check_outcome",
     "check_sample_ratio",
+    "compute_lift_kpis",
     "describe_lift",
+    "describe_outcome",
     "detectable_effect",
     "detectable_effect_for",
     "estimate_did",
@@ -56,7 +80,14 @@ __all__ = [
     "estimate_lift_frame",
     "estimate_lift_segments",
     "event_study",
+    "first_full_period",
+    "list_experiments",
+    "outcome_from_text",
+    "period_of",
     "plan_sample_size",
+    "read_demo_truth",
+    "resolve_experiment_specs",
+    "summarise_experiments",
 ]
 
 LIFT_KEYS: tuple[str, ...] = (
@@ -1905,3 +1936,1540 @@ def describe_lift(result: LiftResult, alpha: float | None = None) -> str:
         f"Treatment {rates}, a relative lift of {_pct(shown.rel_lift, True)} ({level} CI "
         f"{_pct(rel_low, True)} to {_pct(rel_high, True)}, {p_text}): {verdict}."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# experiment and roll-out data from the contract tables (Ibis expressions; execute nothing)
+#
+# These build the small per-unit and per-region-period frames the statistics above take. They
+# return ``ibis.Table`` expressions and execute nothing, so they run on DuckDB (the default)
+# and on Spark or BigQuery unchanged; a notebook executes each once through
+# ``alignment.store``. Ibis is imported inside them so ``alignment lift``/``power`` start fast.
+
+FUNNEL_STAGES: tuple[str, ...] = ("Lead", "MQL", "SAL", "SQL", "Opportunity", "Customer")
+"""Funnel stages in order; reaching a stage means entering it or any later one."""
+STAGE_OUTCOMES: tuple[str, ...] = FUNNEL_STAGES[1:]
+"""Outcomes that are a funnel stage reached (the stage or a later one)."""
+EVENT_OUTCOMES: tuple[str, ...] = ("opportunity_created", "won", "meeting")
+"""Outcomes read from ``opportunities`` (created, won) or ``touchpoints`` (a meeting)."""
+EXPERIMENT_UNIT_TYPES: tuple[str, ...] = ("person", "account")
+"""Unit types :func:`build_experiment_units` can measure outcomes for."""
+ROLLOUT_PERIODS: tuple[str, ...] = ("month", "week")
+NONE_LABEL = "(none)"
+UNKNOWN_LABEL = "(unknown)"
+_WEEK_S = 7 * 86_400
+_MONDAY_OFFSET_S = 3 * 86_400  # 1970-01-01 was a Thursday: shift so weeks start on Monday
+
+
+def check_outcome(outcome: str) -> str:
+    """Return ``outcome`` if :func:`build_experiment_units` knows it, else raise ``ValueError``.
+
+    Known outcomes: a funnel stage reached (``MQL``, ``SAL``, ``SQL``, ``Opportunity``,
+    ``Customer``), ``opportunity_created``, ``won``, ``meeting`` (a touch of type
+    ``meeting``) or ``touch:<touch_type>`` (any touch type).
+
+    Examples
+    --------
+    >>> check_outcome("SQL"), check_outcome("touch:webinar_attend")
+    ('SQL', 'touch:webinar_attend')
+    """
+    text = str(outcome).strip()
+    if text in STAGE_OUTCOMES or text in EVENT_OUTCOMES:
+        return text
+    if text.startswith("touch:") and len(text) > len("touch:"):
+        return text
+    allowed = ", ".join([*STAGE_OUTCOMES, *EVENT_OUTCOMES, "touch:<touch_type>"])
+    raise ValueError(f"outcome must be one of {allowed}; got {outcome!r}")
+
+
+def describe_outcome(outcome: str, window_days: int) -> str:
+    """The outcome in words, e.g. ``"reached SQL within 60 days of assignment"``.
+
+    Examples
+    --------
+    >>> describe_outcome("opportunity_created", 90)
+    'opportunity created within 90 days of assignment'
+    """
+    outcome = check_outcome(outcome)
+    if outcome in STAGE_OUTCOMES:
+        what = f"reached {outcome}"
+    elif outcome == "opportunity_created":
+        what = "opportunity created"
+    elif outcome == "won":
+        what = "opportunity won"
+    else:
+        what = f"{outcome.removeprefix('touch:')} touch"
+    return f"{what} within {int(window_days)} days of assignment"
+
+
+def _left_join_on(left: ir.Table, right: ir.Table, key: str) -> ir.Table:
+    """Left join on one equally named key, keeping a single key column."""
+    joined = left.left_join(right, key)
+    extra = f"{key}_right"
+    return joined.drop(extra) if extra in joined.columns else joined
+
+
+def _person_accounts(people: ir.Table) -> ir.Table:
+    from ibis import _
+
+    return people.select(
+        person_id=_.person_id.cast("string"), account_id=_.account_id.cast("string")
+    )
+
+
+def _touch_events(touchpoints: ir.Table, people: ir.Table, touch_type: str) -> ir.Table:
+    """``person_id, account_id, event_at`` of the touches of one type (account from the touch,
+    else from the person)."""
+    import ibis
+    from ibis import _
+
+    if "touch_type" not in touchpoints.columns:
+        raise ValueError(
+            f"outcome touch:{touch_type} needs the optional touchpoints column touch_type"
+        )
+    own = (
+        touchpoints.account_id.cast("string")
+        if "account_id" in touchpoints.columns
+        else ibis.null("string")
+    )
+    touches = touchpoints.filter(
+        _.touch_type.cast("string").strip() == touch_type, _.ts.notnull()
+    ).select(person_id=_.person_id.cast("string"), own_account_id=own, event_at=_.ts)
+    joined = _left_join_on(touches, _person_accounts(people), "person_id")
+    return joined.select(
+        "person_id",
+        account_id=ibis.coalesce(_.own_account_id, _.account_id),
+        event_at=_.event_at,
+    )
+
+
+def build_outcome_events(
+    outcome: str,
+    *,
+    unit_type: str,
+    stage_events: ir.Table,
+    opportunities: ir.Table,
+    people: ir.Table,
+    touchpoints: ir.Table | None = None,
+) -> ir.Table:
+    """Every event that counts as ``outcome`` for a unit: ``unit_id, event_at``.
+
+    Parameters
+    ----------
+    outcome : str
+        See :func:`check_outcome`. A stage counts when the person entered it or any later
+        funnel stage (``SQL`` is reached by an ``Opportunity`` event too).
+    unit_type : {"person", "account"}
+        Whose events: a person's own, or those of any person of the account.
+    stage_events, opportunities, people : ibis.Table
+        Contract tables.
+    touchpoints : ibis.Table, optional
+        Needed for ``meeting`` and ``touch:<type>`` outcomes.
+
+    Returns
+    -------
+    ibis.Table
+        ``unit_id`` (str), ``event_at`` (timestamp, UTC). Opportunity outcomes of a person
+        are the opportunities of the person's account (``opportunity_created``: its
+        ``created_at``; ``won``: ``closed_at`` of those with ``is_won``).
+    """
+    from ibis import _
+
+    outcome = check_outcome(outcome)
+    if unit_type not in EXPERIMENT_UNIT_TYPES:
+        raise ValueError(
+            f"unit_type must be one of {', '.join(EXPERIMENT_UNIT_TYPES)}; got {unit_type!r}"
+        )
+    if outcome in ("opportunity_created", "won"):
+        column = "created_at" if outcome == "opportunity_created" else "closed_at"
+        opps = opportunities
+        if outcome == "won":
+            opps = opps.filter(opps.is_won.cast("boolean").fill_null(False))
+        events = opps.filter(opps[column].notnull()).select(
+            account_id=opps.account_id.cast("string"), event_at=opps[column]
+        )
+        if unit_type == "account":
+            return events.select(unit_id=_.account_id, event_at=_.event_at)
+        return events.join(_person_accounts(people), "account_id").select(
+            unit_id=_.person_id, event_at=_.event_at
+        )
+    if outcome in STAGE_OUTCOMES:
+        later = FUNNEL_STAGES[FUNNEL_STAGES.index(outcome) :]
+        events = stage_events.filter(
+            stage_events.stage.cast("string").strip().isin(later), _.entered_at.notnull()
+        ).select(person_id=_.person_id.cast("string"), event_at=_.entered_at)
+        if unit_type == "person":
+            return events.select(unit_id=_.person_id, event_at=_.event_at)
+        return events.join(_person_accounts(people), "person_id").select(
+            unit_id=_.account_id, event_at=_.event_at
+        )
+    if touchpoints is None:
+        raise ValueError(f"outcome {outcome!r} needs the touchpoints table")
+    touch_type = "meeting" if outcome == "meeting" else outcome.removeprefix("touch:")
+    events = _touch_events(touchpoints, people, touch_type)
+    key = _.person_id if unit_type == "person" else _.account_id
+    return events.select(unit_id=key, event_at=_.event_at).filter(_.unit_id.notnull())
+
+
+def build_data_end(
+    stage_events: ir.Table,
+    opportunities: ir.Table | None = None,
+    touchpoints: ir.Table | None = None,
+) -> ir.Table:
+    """One row, ``as_of``: the data's last event (UTC).
+
+    The latest ``entered_at`` of ``stage_events``, ``created_at``/``closed_at`` of
+    ``opportunities`` and ``ts`` of ``touchpoints`` (those given). Events after it are
+    unknown, so an outcome window ending after it is still open (censored).
+    """
+    import ibis
+    from ibis import _
+
+    parts = [stage_events.aggregate(as_of=_.entered_at.max())]
+    if opportunities is not None:
+        parts.append(opportunities.aggregate(as_of=_.created_at.max()))
+        if "closed_at" in opportunities.columns:
+            parts.append(opportunities.aggregate(as_of=_.closed_at.max()))
+    if touchpoints is not None:
+        parts.append(touchpoints.aggregate(as_of=_.ts.max()))
+    return ibis.union(*parts).aggregate(as_of=_.as_of.max())
+
+
+def list_experiments(assignments: ir.Table) -> ir.Table:
+    """One row per experiment and unit type in ``assignments``.
+
+    Returns
+    -------
+    ibis.Table
+        ``experiment_id, unit_type, n_units, n_arms, first_assigned_at, last_assigned_at``,
+        ordered by ``experiment_id``.
+    """
+    from ibis import _
+
+    rows = assignments.select(
+        experiment_id=_.experiment_id.cast("string"),
+        unit_type=_.unit_type.cast("string"),
+        unit_id=_.unit_id.cast("string"),
+        arm=_.arm.cast("string"),
+        assigned_at=_.assigned_at,
+    )
+    return (
+        rows.group_by(["experiment_id", "unit_type"])
+        .aggregate(
+            n_units=_.unit_id.nunique(),
+            n_arms=_.arm.nunique(),
+            first_assigned_at=_.assigned_at.min(),
+            last_assigned_at=_.assigned_at.max(),
+        )
+        .order_by(["experiment_id", "unit_type"])
+    )
+
+
+def _unit_attributes(unit_type: str, people: ir.Table, accounts: ir.Table) -> ir.Table:
+    """``unit_id, account_id, segment, region, persona`` of each person or account."""
+    import ibis
+    from ibis import _
+
+    accts = accounts.select(
+        account_id=_.account_id.cast("string"),
+        segment=_.segment.cast("string"),
+        region=_.region.cast("string"),
+    )
+    if unit_type == "account":
+        attrs = accts.mutate(unit_id=_.account_id, persona=ibis.literal(NONE_LABEL))
+    else:
+        persona = (
+            people.persona.cast("string") if "persona" in people.columns else ibis.null("string")
+        )
+        persons = people.select(
+            unit_id=_.person_id.cast("string"),
+            account_id=_.account_id.cast("string"),
+            persona=persona,
+        )
+        attrs = _left_join_on(persons, accts, "account_id")
+    return attrs.select(
+        "unit_id",
+        "account_id",
+        segment=_.segment.fill_null(UNKNOWN_LABEL),
+        region=_.region.fill_null(UNKNOWN_LABEL),
+        persona=_.persona.fill_null(UNKNOWN_LABEL),
+    )
+
+
+def _pre_period_touches(
+    units: ir.Table, touchpoints: ir.Table, people: ir.Table, unit_type: str, days: int
+) -> ir.Table:
+    """``unit_id, n_touches_pre``: touches in ``[assigned_at - days, assigned_at)``."""
+    import ibis
+    from ibis import _
+
+    own = (
+        touchpoints.account_id.cast("string")
+        if "account_id" in touchpoints.columns
+        else ibis.null("string")
+    )
+    touches = touchpoints.filter(_.ts.notnull()).select(
+        person_id=_.person_id.cast("string"), own_account_id=own, ts=_.ts
+    )
+    if unit_type == "person":
+        keyed = touches.select(unit_id=_.person_id, ts=_.ts)
+    else:
+        with_account = _left_join_on(touches, _person_accounts(people), "person_id")
+        keyed = with_account.select(unit_id=ibis.coalesce(_.own_account_id, _.account_id), ts=_.ts)
+    start = units.select("unit_id", "assigned_at")
+    return (
+        keyed.join(start, "unit_id")
+        .filter(_.ts < _.assigned_at, _.ts >= _.assigned_at - ibis.interval(days=days))
+        .group_by("unit_id")
+        .aggregate(n_touches_pre=_.count())
+    )
+
+
+def build_experiment_units(
+    assignments: ir.Table,
+    stage_events: ir.Table,
+    opportunities: ir.Table,
+    people: ir.Table,
+    accounts: ir.Table,
+    *,
+    experiment_id: str,
+    outcome: str,
+    window_days: int,
+    unit_type: str = "person",
+    touchpoints: ir.Table | None = None,
+    covariate_days: int = 90,
+    as_of: datetime | None = None,
+) -> ir.Table:
+    """One row per unit of an experiment: arm, 0/1 outcome, breakdowns, covariate, censoring.
+
+    Parameters
+    ----------
+    assignments, stage_events, opportunities, people, accounts : ibis.Table
+        Contract tables (``assignments``: experiment_id, unit_type, unit_id, arm,
+        assigned_at).
+    experiment_id : str
+        The experiment to build.
+    outcome : str
+        What counts as a conversion (:func:`check_outcome`): a funnel stage reached, e.g.
+        ``"SQL"``; ``"opportunity_created"``; ``"won"``; ``"meeting"``; ``"touch:<type>"``.
+    window_days : int
+        Days (of 24 h) after ``assigned_at`` in which the outcome counts.
+    unit_type : {"person", "account"}, default "person"
+        The experiment's unit (rows of ``assignments`` of another unit type are left out).
+    touchpoints : ibis.Table, optional
+        Needed for the pre-period covariate and for touch outcomes; without it
+        ``n_touches_pre`` is null.
+    covariate_days : int, default 90
+        Length of the pre-period of the covariate, in days; 0 leaves ``n_touches_pre`` null.
+    as_of : datetime, optional
+        The data's cut-off (UTC); default its last event (:func:`build_data_end`).
+
+    Returns
+    -------
+    ibis.Table
+        ``experiment_id, unit_type, unit_id, arm, assigned_at, window_ends_at`` (assigned_at
+        + window), ``converted_at`` (first outcome event in the window, null if none),
+        ``outcome`` (int 0/1), ``is_censored`` (window still open at ``as_of``),
+        ``account_id, segment, region, persona`` (``(unknown)`` where missing; ``(none)`` for
+        account units' persona), ``n_touches_pre`` (int: the unit's touches in the
+        ``covariate_days`` before assignment; for an account, all its people's), ``as_of``.
+
+    Notes
+    -----
+    An outcome event counts when ``assigned_at <= event_at <= assigned_at + window_days``
+    (both ends included), so conversions before assignment never count. A unit whose window
+    ends after ``as_of`` is *censored*: its outcome is not known yet. Censoring depends only
+    on ``assigned_at``, never on the arm or outcome, so dropping censored units (as
+    :func:`analyse_experiment` does, and counts) leaves the comparison unbiased; keeping
+    their "not yet" would bias rates down. The pre-period touches are measured before
+    assignment, so the treatment cannot affect them: a valid CUPED covariate.
+    """
+    import ibis
+    from ibis import _
+
+    outcome = check_outcome(outcome)
+    if unit_type not in EXPERIMENT_UNIT_TYPES:
+        raise ValueError(
+            f"unit_type must be one of {', '.join(EXPERIMENT_UNIT_TYPES)}; got {unit_type!r} "
+            "(for user or region units build the unit frame yourself)"
+        )
+    if int(window_days) <= 0:
+        raise ValueError(f"window_days must be a positive number of days; got {window_days!r}")
+    if int(covariate_days) < 0:
+        raise ValueError(f"covariate_days must be 0 or more; got {covariate_days!r}")
+    window = ibis.interval(days=int(window_days))
+    units = assignments.filter(
+        _.experiment_id.cast("string") == str(experiment_id),
+        _.unit_type.cast("string") == unit_type,
+    ).select(
+        experiment_id=_.experiment_id.cast("string"),
+        unit_type=_.unit_type.cast("string"),
+        unit_id=_.unit_id.cast("string"),
+        arm=_.arm.cast("string"),
+        assigned_at=_.assigned_at,
+    )
+    events = build_outcome_events(
+        outcome,
+        unit_type=unit_type,
+        stage_events=stage_events,
+        opportunities=opportunities,
+        people=people,
+        touchpoints=touchpoints,
+    )
+    converted = (
+        events.join(units.select("unit_id", "assigned_at"), "unit_id")
+        .filter(_.event_at >= _.assigned_at, _.event_at <= _.assigned_at + window)
+        .group_by("unit_id")
+        .aggregate(converted_at=_.event_at.min())
+    )
+    table = _left_join_on(units, _unit_attributes(unit_type, people, accounts), "unit_id")
+    table = _left_join_on(table, converted, "unit_id")
+    if touchpoints is not None and int(covariate_days) > 0:
+        pre = _pre_period_touches(units, touchpoints, people, unit_type, int(covariate_days))
+        table = _left_join_on(table, pre, "unit_id").mutate(
+            n_touches_pre=_.n_touches_pre.fill_null(0).cast("int64")
+        )
+    else:
+        table = table.mutate(n_touches_pre=ibis.null("int64"))
+    if as_of is None:
+        table = table.cross_join(build_data_end(stage_events, opportunities, touchpoints))
+    else:
+        table = table.mutate(as_of=ibis.timestamp(as_of))
+    return table.select(
+        "experiment_id",
+        "unit_type",
+        "unit_id",
+        "arm",
+        "assigned_at",
+        window_ends_at=_.assigned_at + window,
+        converted_at=_.converted_at,
+        outcome=_.converted_at.notnull().cast("int64"),
+        is_censored=(_.assigned_at + window) > _.as_of,
+        account_id=_.account_id,
+        segment=_.segment.fill_null(UNKNOWN_LABEL),
+        region=_.region.fill_null(UNKNOWN_LABEL),
+        persona=_.persona.fill_null(UNKNOWN_LABEL),
+        n_touches_pre=_.n_touches_pre,
+        as_of=_.as_of,
+    ).order_by(["arm", "unit_id"])
+
+
+def _period_index(ts: ir.TimestampValue, period: str) -> ir.IntegerValue:
+    """Consecutive whole-number periods: months since year 0, or Monday-weeks since 1970."""
+    if period == "month":
+        return (ts.year() * 12 + ts.month() - 1).cast("int64")
+    return ((ts.epoch_seconds() + _MONDAY_OFFSET_S) // _WEEK_S).cast("int64")
+
+
+def period_of(moment: datetime | str | pd.Timestamp, period: str = "month") -> int:
+    """The whole-number period of a UTC moment, as :func:`build_rollout_panel` numbers them.
+
+    Examples
+    --------
+    >>> period_of("2026-01-01") - period_of("2025-12-31")
+    1
+    """
+    if period not in ROLLOUT_PERIODS:
+        raise ValueError(f"period must be one of {', '.join(ROLLOUT_PERIODS)}; got {period!r}")
+    stamp = pd.Timestamp(moment)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if period == "month":
+        return stamp.year * 12 + stamp.month - 1
+    return int((stamp.value // 10**9 + _MONDAY_OFFSET_S) // _WEEK_S)
+
+
+def first_full_period(start: datetime | str | pd.Timestamp, period: str = "month") -> int:
+    """The first period that starts on or after ``start``: the first fully treated period.
+
+    Examples
+    --------
+    >>> first_full_period("2026-01-01") == period_of("2026-01-01")
+    True
+    >>> first_full_period("2026-01-15") == period_of("2026-02-01")
+    True
+    """
+    index = period_of(start, period)
+    stamp = pd.Timestamp(start)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    if period == "month":
+        at_boundary = stamp == stamp.normalize().replace(day=1)
+    else:
+        at_boundary = stamp == stamp.normalize() and stamp.day_of_week == 0
+    return index if at_boundary else index + 1
+
+
+def _rollout_starts(regions: Sequence[str], start_date: Any) -> dict[str, pd.Timestamp]:
+    """Region -> roll-out start (UTC) from one date for all regions or a mapping per region."""
+    if isinstance(start_date, Mapping):
+        missing = [r for r in regions if r not in start_date]
+        if missing:
+            raise ValueError(f"start_date gives no date for the roll-out regions {missing}")
+        raw = {str(r): start_date[r] for r in regions}
+    else:
+        raw = {str(r): start_date for r in regions}
+    out = {}
+    for region, value in raw.items():
+        try:
+            stamp = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"start_date {value!r} of region {region!r} is not a date (YYYY-MM-DD)"
+            ) from None
+        out[region] = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return out
+
+
+def build_rollout_panel(
+    stage_events: ir.Table,
+    people: ir.Table,
+    accounts: ir.Table,
+    *,
+    regions: Sequence[str],
+    start_date: datetime | str | Mapping[str, datetime | str],
+    period: str = "month",
+    window_days: int = 60,
+    cohort_by: Literal["mql", "sal"] = "mql",
+    sal_within_days: int = 30,
+    as_of: datetime | None = None,
+) -> ir.Table:
+    """Region x period panel of SAL -> SQL conversion for a roll-out's difference-in-differences.
+
+    Parameters
+    ----------
+    stage_events, people, accounts : ibis.Table
+        Contract tables; a person's region is its account's.
+    regions : sequence of str
+        Regions in the roll-out (treated); every other region is a comparison region.
+    start_date : date, str or mapping of region to date
+        When the roll-out started (UTC): one date, or one per treated region (staggered).
+    period : {"month", "week"}, default "month"
+        Panel period (weeks start on Monday).
+    window_days : int, default 60
+        A SAL converted if it reached SQL at most this many days after reaching SAL.
+    cohort_by : {"mql", "sal"}, default "mql"
+        Which date puts a SAL in a period: its MQL's (the hand-off the policy governs) or
+        its own.
+    sal_within_days : int, default 30
+        With ``cohort_by="mql"``: only SALs reached at most this many days after the MQL
+        belong to the MQL's cohort, so that a period's cohort is complete after a fixed time.
+    as_of : datetime, optional
+        The data's cut-off; default its last stage event.
+
+    Returns
+    -------
+    ibis.Table
+        One row per region and period with at least one SAL: ``region, period`` (whole
+        number, consecutive), ``period_start`` (UTC), ``n_sal, n_sql, sql_rate`` (fraction),
+        ``is_treated`` (int 0/1: region in the roll-out), ``is_post`` (int 0/1: the period
+        is at or after the region's first fully treated period; for comparison regions, the
+        earliest one), ``first_treated_period`` (null for comparison regions).
+
+    Notes
+    -----
+    Stage rules as in ``alignment.funnel``: a person reached SAL at its first entry into
+    SAL or any later funnel stage, SQL likewise. Cohorts by MQL use the person's first MQL;
+    SALs without an MQL are left out. A period enters the panel only when every member's
+    window has closed by ``as_of`` (period end + ``sal_within_days`` (MQL cohorts) +
+    ``window_days``), so recent, incomplete periods never look like a drop. A period counts
+    as treated only from the first period that starts on or after the start date
+    (:func:`first_full_period`); a roll-out starting mid-period leaves that period as the
+    last untreated one.
+    """
+    import ibis
+    from ibis import _
+
+    if period not in ROLLOUT_PERIODS:
+        raise ValueError(f"period must be one of {', '.join(ROLLOUT_PERIODS)}; got {period!r}")
+    if cohort_by not in ("mql", "sal"):
+        raise ValueError(f"cohort_by must be 'mql' or 'sal'; got {cohort_by!r}")
+    if int(window_days) <= 0 or int(sal_within_days) < 0:
+        raise ValueError("window_days must be positive and sal_within_days 0 or more")
+    regions = [str(r) for r in regions]
+    if not regions:
+        raise ValueError("regions is empty: name the regions in the roll-out")
+    starts = _rollout_starts(regions, start_date)
+    first_periods = {r: first_full_period(s, period) for r, s in starts.items()}
+    events = stage_events.select(
+        person_id=_.person_id.cast("string"),
+        stage=_.stage.cast("string").strip(),
+        entered_at=_.entered_at,
+    ).filter(_.person_id.notnull(), _.entered_at.notnull())
+    timeline = events.group_by("person_id").aggregate(
+        mql_at=_.entered_at.min(where=_.stage == "MQL"),
+        sal_at=_.entered_at.min(where=_.stage.isin(FUNNEL_STAGES[2:])),
+        sql_at=_.entered_at.min(where=_.stage.isin(FUNNEL_STAGES[3:])),
+    )
+    sals = timeline.filter(_.sal_at.notnull())
+    lag = ibis.interval(days=int(sal_within_days))
+    if cohort_by == "mql":
+        sals = sals.filter(_.mql_at.notnull(), _.sal_at <= _.mql_at + lag)
+        sals = sals.mutate(cohort_at=_.mql_at)
+    else:
+        sals = sals.mutate(cohort_at=_.sal_at)
+    window = ibis.interval(days=int(window_days))
+    sals = sals.mutate(
+        is_sql=(_.sql_at.notnull() & (_.sql_at <= _.sal_at + window)).fill_null(False),
+        period=_period_index(_.cohort_at, period),
+        period_start=_.cohort_at.truncate("M" if period == "month" else "W").cast(
+            "timestamp('UTC')"  # ibis types the truncation as naive; it is UTC in our sessions
+        ),
+    )
+    attrs = _unit_attributes("person", people, accounts).select(
+        person_id=_.unit_id, region=_.region
+    )
+    sals = _left_join_on(sals, attrs, "person_id").mutate(region=_.region.fill_null(UNKNOWN_LABEL))
+    panel = sals.group_by(["region", "period"]).aggregate(
+        period_start=_.period_start.min(),
+        n_sal=_.count(),
+        n_sql=_.is_sql.cast("int64").sum(),
+    )
+    step = ibis.interval(days=7) if period == "week" else ibis.interval(months=1)
+    settle = window + (lag if cohort_by == "mql" else ibis.interval(days=0))
+    if as_of is None:
+        panel = panel.cross_join(build_data_end(stage_events))
+    else:
+        panel = panel.mutate(as_of=ibis.timestamp(as_of))
+    panel = panel.filter(_.period_start + step + settle <= _.as_of)
+    treated = _.region.isin(regions)
+    first = ibis.cases(
+        *((_.region == r, ibis.literal(p, "int64")) for r, p in first_periods.items()),
+        else_=ibis.null("int64"),
+    )
+    earliest = min(first_periods.values())
+    return panel.select(
+        "region",
+        "period",
+        "period_start",
+        n_sal=_.n_sal.cast("int64"),
+        n_sql=_.n_sql.cast("int64"),
+        sql_rate=_.n_sql.cast("float64") / _.n_sal.cast("float64"),
+        is_treated=treated.cast("int64"),
+        is_post=ibis.ifelse(
+            treated, _.period >= first, _.period >= ibis.literal(earliest, "int64")
+        ).cast("int64"),
+        first_treated_period=first,
+    ).order_by(["region", "period"])
+
+
+# --------------------------------------------------------------------------------------------
+# a whole experiment from its unit frame: design, SRM, lift per arm, segments, power
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentSpec:
+    """How one experiment is read: its unit, outcome, window, control arm and planned split."""
+
+    experiment_id: str  # as in assignments.experiment_id
+    unit_type: str = "person"  # "person" or "account" (assignments.unit_type)
+    outcome: str = "SQL"  # see check_outcome
+    window_days: int = 90  # days after assigned_at in which the outcome counts
+    control_arm: str = "control"  # arm label of the control
+    planned_split: Mapping[str, float] | None = None  # arm -> planned share; None: equal shares
+    source: str = "default"  # where the settings came from: "params", "demo truth", "default"
+
+    @property
+    def outcome_text(self) -> str:
+        """The outcome in words (:func:`describe_outcome`)."""
+        return describe_outcome(self.outcome, self.window_days)
+
+
+_UNIT_PLURALS = {"person": "people", "account": "accounts", "user": "users", "region": "regions"}
+
+SPEC_KEYS: tuple[str, ...] = (
+    "unit_type",
+    "outcome",
+    "window_days",
+    "control_arm",
+    "planned_split",
+)
+"""Settings an experiment may be given in the study params (``experiments: {id: {...}}``)."""
+
+
+def _spec_from_mapping(experiment_id: str, settings: Mapping[str, Any], source: str) -> dict:
+    unknown = [k for k in settings if k not in SPEC_KEYS]
+    if unknown:
+        raise ValueError(
+            f"experiment {experiment_id!r}: unknown settings {unknown}; allowed: "
+            f"{', '.join(SPEC_KEYS)}"
+        )
+    out: dict[str, Any] = {k: settings[k] for k in SPEC_KEYS if settings.get(k) is not None}
+    if "outcome" in out:
+        out["outcome"] = check_outcome(out["outcome"])
+    if "window_days" in out:
+        days = out["window_days"]
+        if isinstance(days, bool) or not float(days).is_integer() or days <= 0:
+            raise ValueError(
+                f"experiment {experiment_id!r}: window_days must be a positive whole number "
+                f"of days; got {days!r}"
+            )
+        out["window_days"] = int(days)
+    if "planned_split" in out:
+        split = out["planned_split"]
+        if not isinstance(split, Mapping) or not split:
+            raise ValueError(
+                f"experiment {experiment_id!r}: planned_split must map arm to share; got {split!r}"
+            )
+        out["planned_split"] = {str(k): float(v) for k, v in split.items()}
+    return out | {"source": source}
+
+
+def outcome_from_text(text: str) -> tuple[str, int] | None:
+    """Read ``(outcome, window_days)`` from the demo's words, e.g. "SQL within 60 days of
+    assigned_at"; None when the words are not understood.
+
+    Examples
+    --------
+    >>> outcome_from_text("sales meeting within 30 days of assigned_at")
+    ('meeting', 30)
+    """
+    import re
+
+    match = re.match(r"^\s*(.+?)\s+within\s+(\d+)\s+days?\b", str(text))
+    if match is None:
+        return None
+    what, days = match[1].strip(), int(match[2])
+    lowered = what.lower()
+    if what in STAGE_OUTCOMES:
+        return what, days
+    if "opportunity created" in lowered:
+        return "opportunity_created", days
+    if "won" in lowered:
+        return "won", days
+    if "meeting" in lowered:
+        return "meeting", days
+    return None
+
+
+def read_demo_truth(data_dir: str | Path) -> dict[str, Any] | None:
+    """``ground_truth.json`` beside the demo tables, or None for other data.
+
+    Only demo data carry it; :func:`resolve_experiment_specs` and the roll-out defaults use
+    it as a fallback, never over settings given in params.
+    """
+    import json
+
+    path = Path(data_dir) / "ground_truth.json"
+    if not path.is_file():
+        return None
+    truth = json.loads(path.read_text(encoding="utf-8"))
+    return truth if isinstance(truth, dict) else None
+
+
+def _truth_settings(truth: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Per experiment id: the settings the demo planted (outcome, window, arms, control)."""
+    out: dict[str, dict[str, Any]] = {}
+    for experiment_id, planted in ((truth or {}).get("experiments") or {}).items():
+        settings: dict[str, Any] = {}
+        read = outcome_from_text(planted.get("outcome", ""))
+        if read is not None:
+            settings["outcome"], settings["window_days"] = read
+        if planted.get("outcome_window_days"):
+            settings["window_days"] = int(planted["outcome_window_days"])
+        if planted.get("unit_type"):
+            settings["unit_type"] = planted["unit_type"]
+        if planted.get("control_arm"):
+            settings["control_arm"] = planted["control_arm"]
+        arms = planted.get("arms") or {}
+        if arms and all(isinstance(a, Mapping) and "share" in a for a in arms.values()):
+            settings["planned_split"] = {arm: a["share"] for arm, a in arms.items()}
+        out[str(experiment_id)] = settings
+    return out
+
+
+def resolve_experiment_specs(
+    catalogue: pd.DataFrame,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    selected: Sequence[str] = (),
+    truth: Mapping[str, Any] | None = None,
+    person_outcome: str = "SQL",
+    account_outcome: str = "opportunity_created",
+    window_days: int = 90,
+) -> list[ExperimentSpec]:
+    """The experiments to report and how to read each.
+
+    Parameters
+    ----------
+    catalogue : pandas.DataFrame
+        Executed :func:`list_experiments` (``experiment_id, unit_type``).
+    settings : mapping, optional
+        Per experiment id, any of ``unit_type, outcome, window_days, control_arm,
+        planned_split`` (from the study params). When not empty, only these experiments are
+        reported.
+    selected : sequence of str, default ()
+        Experiment ids to report (the report params' ``lift.experiments``); empty: all.
+    truth : mapping, optional
+        The demo's ``ground_truth.json`` (:func:`read_demo_truth`): settings it planted fill
+        what ``settings`` leaves out.
+    person_outcome, account_outcome, window_days
+        Defaults for anything still unset.
+
+    Returns
+    -------
+    list of ExperimentSpec
+        In ``experiment_id`` order; ``source`` says where the settings came from.
+
+    Raises
+    ------
+    ValueError
+        An experiment asked for is not in ``assignments``; unknown or bad settings; a
+        ``unit_type`` that disagrees with the data.
+    """
+    settings = dict(settings or {})
+    found = {str(r.experiment_id): str(r.unit_type) for r in catalogue.itertuples()}
+    wanted = list(settings) or list(selected) or sorted(found)
+    missing = [e for e in wanted if e not in found]
+    if missing:
+        shown = ", ".join(sorted(found)) or "none"
+        raise ValueError(f"experiments {missing} are not in assignments; found: {shown}")
+    planted = _truth_settings(truth)
+    specs = []
+    for experiment_id in sorted(wanted):
+        unit_type = found[experiment_id]
+        merged: dict[str, Any] = {
+            "unit_type": unit_type,
+            "outcome": person_outcome if unit_type == "person" else account_outcome,
+            "window_days": int(window_days),
+            "source": "default",
+        }
+        if experiment_id in planted:
+            merged |= _spec_from_mapping(experiment_id, planted[experiment_id], "demo truth")
+        if experiment_id in settings:
+            merged |= _spec_from_mapping(experiment_id, settings[experiment_id] or {}, "params")
+        if merged["unit_type"] != unit_type:
+            raise ValueError(
+                f"experiment {experiment_id!r}: settings say unit_type {merged['unit_type']!r} "
+                f"but assignments hold {unit_type!r}"
+            )
+        merged["outcome"] = check_outcome(merged["outcome"])
+        specs.append(ExperimentSpec(experiment_id=experiment_id, **merged))
+    return specs
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentResult:
+    """One experiment read end to end: design, SRM, lift of each arm, segments and power.
+
+    ``arms`` holds the primary analysis (CUPED-adjusted p-values when a covariate was used;
+    Wald intervals and CUPED intervals are both kept in each ``LiftResult``). p-values are
+    adjusted across the treatment arms of this experiment (``arms.p_adjust``); segment
+    p-values across every segment comparison of this experiment.
+    """
+
+    spec: ExperimentSpec  # unit, outcome, window, control, planned split
+    srm: SrmResult  # assigned units per arm against the planned split
+    arms: LiftTableResult  # each treatment arm against the control
+    segments: pd.DataFrame  # segment lifts, see segment_summary()
+    power: Mapping[str, PowerResult]  # per treatment arm: what the study could detect
+    n_assigned: int  # units assigned (by as_of)
+    n_censored: int  # units whose window was still open, left out of the analysis
+    n_by_arm: pd.DataFrame  # per arm: n_assigned, n_censored, n_analysed
+    method: str  # "wald", "cuped" or "ols-cluster"
+    covariate: str | None  # covariate used for CUPED, None when not used
+    assigned_from: pd.Timestamp | None  # first assignment
+    assigned_to: pd.Timestamp | None  # last assignment
+    alpha: float = 0.05  # level of intervals and verdicts
+
+    @property
+    def experiment_id(self) -> str:
+        return self.spec.experiment_id
+
+    @property
+    def n_analysed(self) -> int:
+        """Units with a closed outcome window, the ones analysed."""
+        return self.n_assigned - self.n_censored
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Intervals of each arm's quantities (arm, quantity rows), columns ``low``, ``high``."""
+        return self.arms.conf_int(alpha)
+
+    def design(self) -> pd.DataFrame:
+        """One row per arm: experiment, unit, outcome, window, arm, planned and observed
+        share, units assigned, censored and analysed."""
+        shares = self.srm.summary()
+        table = self.n_by_arm.copy()
+        table.insert(0, "arm", table.index.astype(str))
+        table.insert(0, "outcome", self.spec.outcome_text)
+        table.insert(0, "unit", self.spec.unit_type)
+        table.insert(0, "experiment_id", self.experiment_id)
+        table["planned_share"] = shares["planned_share"].reindex(table.index).to_numpy()
+        table["observed_share"] = shares["observed_share"].reindex(table.index).to_numpy()
+        table["is_control"] = table.arm == str(self.spec.control_arm)
+        return table.reset_index(drop=True)
+
+    def srm_summary(self) -> pd.DataFrame:
+        """One row: experiment, chi-square, df, p-value, SRM threshold and verdict."""
+        return pd.DataFrame(
+            [
+                {
+                    "experiment_id": self.experiment_id,
+                    "n_assigned": self.n_assigned,
+                    "chi_square": self.srm.statistic,
+                    "df": self.srm.df,
+                    "p_value": self.srm.p_value,
+                    "threshold": self.srm.alpha,
+                    "verdict": "mismatch" if self.srm.is_mismatch else "ok",
+                }
+            ]
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """One row per treatment arm: rates, relative lift with interval, p-values, power.
+
+        Columns ``experiment_id, arm, control_rate, treatment_rate, rel_lift, rel_ci_low,
+        rel_ci_high, p_value, p_adjusted, mde_rel, n_control, n_treatment, method,
+        variance_reduction``; with CUPED the lift, interval and p-value are the adjusted
+        ones (the rates stay raw).
+        """
+        rows = []
+        for arm, res in self.arms.results.items():
+            shown = res.cuped if res.cuped is not None else res
+            rows.append(
+                {
+                    "experiment_id": self.experiment_id,
+                    "arm": str(arm),
+                    "control_rate": res.control_rate,
+                    "treatment_rate": res.treatment_rate,
+                    "rel_lift": shown.rel_lift,
+                    "rel_ci_low": shown.rel_ci_low,
+                    "rel_ci_high": shown.rel_ci_high,
+                    "p_value": shown.p_value,
+                    "p_adjusted": float(self.arms.p_adjusted[arm]),
+                    "mde_rel": self.power[str(arm)].mde_rel,
+                    "n_control": res.control_n,
+                    "n_treatment": res.treatment_n,
+                    "method": shown.method,
+                    "variance_reduction": (
+                        np.nan
+                        if res.cuped_variance_reduction is None
+                        else res.cuped_variance_reduction
+                    ),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def segment_summary(self) -> pd.DataFrame:
+        """The overall lift of each arm, then each segment's: ``experiment_id, arm, by,
+        segment, n, rel_lift, rel_ci_low, rel_ci_high, p_value, p_adjusted`` (overall rows
+        have ``by == "overall"``; segments that could not be estimated are left out)."""
+        overall = self.summary()
+        top = pd.DataFrame(
+            {
+                "experiment_id": self.experiment_id,
+                "arm": overall.arm,
+                "by": "overall",
+                "segment": "all units",
+                "n": overall.n_control + overall.n_treatment,
+                "rel_lift": overall.rel_lift,
+                "rel_ci_low": overall.rel_ci_low,
+                "rel_ci_high": overall.rel_ci_high,
+                "p_value": overall.p_value,
+                "p_adjusted": overall.p_adjusted,
+            }
+        )
+        return pd.concat([top, self.segments], ignore_index=True)
+
+    def describe(self) -> list[str]:
+        """Plain-language sentences: the design, SRM, then each arm's verdict (``"inconclusive"``
+        when the interval spans zero, or when the adjusted p-value is not below alpha) and
+        what the study could have detected."""
+        spec = self.spec
+        sentences = [
+            f"{spec.experiment_id} ({_UNIT_PLURALS.get(spec.unit_type, spec.unit_type)}, "
+            f"outcome: {spec.outcome_text}): "
+            f"{self.n_analysed:,} units analysed"
+            + (f", {self.n_censored:,} with open windows left out" if self.n_censored else "")
+            + "."
+        ]
+        if self.srm.is_mismatch:
+            sentences.append(
+                f"Sample-ratio mismatch (p = {self.srm.p_value:.2g}): the arms' sizes do not "
+                "match the planned split, so the comparison itself is suspect; check the "
+                "assignment before reading the lift."
+            )
+        else:
+            sentences.append(f"The arms match the planned split (SRM p = {self.srm.p_value:.2f}).")
+        table = self.summary()
+        for row in table.itertuples():
+            how = {
+                "cuped": "CUPED-adjusted, ",
+                "ols-cluster": f"errors clustered by {spec.unit_type}, ",
+            }.get(row.method, "")
+            p_text = f"p = {row.p_value:.2g}"
+            if len(table) > 1:
+                p_text += f", {row.p_adjusted:.2g} adjusted for {len(table)} arms"
+            verdict = _lift_verdict(row.rel_ci_low, row.rel_ci_high, row.p_adjusted, self.alpha)
+            level = f"{100 * (1 - self.alpha):g} %"
+            sentences.append(
+                f"Arm {row.arm}: {_pct(row.treatment_rate)} converted against "
+                f"{_pct(row.control_rate)} in {spec.control_arm}, a relative lift of "
+                f"{_pct(row.rel_lift, True)} ({level} CI {_pct(row.rel_ci_low, True)} to "
+                f"{_pct(row.rel_ci_high, True)}, {how}{p_text}): {verdict}. With "
+                f"{row.n_control + row.n_treatment:,} units it could have detected a relative "
+                f"lift of {_pct(row.mde_rel, True)} with "
+                f"{100 * self.power[row.arm].power:g} % power."
+            )
+        return sentences
+
+
+def _lift_verdict(rel_low: float, rel_high: float, p_adjusted: float, alpha: float) -> str:
+    """ "inconclusive, ..." unless the interval excludes 0 and the adjusted p is below alpha."""
+    if rel_low <= 0 <= rel_high:
+        return "inconclusive, the interval spans zero"
+    if p_adjusted >= alpha:
+        return "inconclusive after adjusting for the other arms"
+    direction = "better" if rel_low > 0 else "worse"
+    return f"the arm did {direction} than control at the {100 * alpha:g} % level"
+
+
+def _usable_covariate(frame: pd.DataFrame, covariate: str | None) -> str | None:
+    """The covariate when it is present, complete and varies; else None (logged)."""
+    if covariate is None or covariate not in frame.columns:
+        return None
+    values = frame[covariate]
+    if values.isna().any() or values.nunique() < 2:
+        log.info("covariate %r is missing or constant: no CUPED", covariate)
+        return None
+    return covariate
+
+
+def _lift_arms(
+    frame: pd.DataFrame,
+    control: str,
+    treatments: Sequence[str],
+    *,
+    clustered: bool,
+    covariate: str | None,
+    alpha: float,
+    p_adjust: str,
+) -> LiftTableResult:
+    """Each arm against control: Wald/CUPED for individual units, cluster-robust otherwise."""
+    if not clustered:
+        return estimate_lift_arms(
+            frame, "arm", "outcome", control, treatments, covariate, alpha, p_adjust
+        )
+    results = {
+        t: estimate_lift_clustered(frame, "arm", "outcome", control, t, "unit_id", alpha)
+        for t in treatments
+    }
+    adjusted = _adjust_p([r.p_value for r in results.values()], p_adjust, alpha)
+    index = pd.Index(list(results), name="arm")
+    return LiftTableResult(
+        results, pd.Series(adjusted, index=index, name="p_adjusted"), p_adjust, "arm", alpha
+    )
+
+
+def _segment_level_problem(part: pd.DataFrame, control: str, arm: str, min_units: int) -> str:
+    """Why a segment level cannot give a usable Wald interval, or "" when it can."""
+    for label in (control, arm):
+        values = part.loc[part.arm == label, "outcome"]
+        if len(values) < min_units:
+            return f"arm {label!r} has {len(values)} units (< {min_units})"
+        rate = float(values.mean())
+        if rate in (0.0, 1.0):
+            return f"arm {label!r} has a rate of {rate:.0%} (no variance)"
+    return ""
+
+
+def _segment_lifts(
+    frame: pd.DataFrame,
+    control: str,
+    treatments: Sequence[str],
+    segments: Sequence[str],
+    *,
+    alpha: float,
+    p_adjust: str,
+    min_units: int = 30,
+) -> pd.DataFrame:
+    """Wald lift of each arm in each segment level; p adjusted over all of them together.
+
+    Levels where an arm has fewer than ``min_units`` analysed units, or a rate of exactly 0
+    or 1 (a Wald interval of width 0), are skipped and logged: segments are exploratory and
+    such intervals mislead.
+    """
+    rows = []
+    for column in segments:
+        if column not in frame.columns or frame[column].nunique() < 2:
+            continue
+        for level, part in frame.groupby(column, sort=True):
+            for arm in treatments:
+                problem = _segment_level_problem(part, control, arm, min_units)
+                if problem:
+                    log.info("segment %s=%s, arm %s skipped: %s", column, level, arm, problem)
+                    continue
+                res = estimate_lift_frame(part, "arm", "outcome", control, arm, alpha=alpha)
+                rows.append(
+                    {
+                        "arm": str(arm),
+                        "by": column,
+                        "segment": str(level),
+                        "n": res.n,
+                        "rel_lift": res.rel_lift,
+                        "rel_ci_low": res.rel_ci_low,
+                        "rel_ci_high": res.rel_ci_high,
+                        "p_value": res.p_value,
+                    }
+                )
+    columns = ["arm", "by", "segment", "n", "rel_lift", "rel_ci_low", "rel_ci_high", "p_value"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["p_adjusted"] = _adjust_p(table.p_value.to_numpy(), p_adjust, alpha)
+    return table
+
+
+def analyse_experiment(
+    units: pd.DataFrame,
+    spec: ExperimentSpec,
+    *,
+    covariate: str | None = "n_touches_pre",
+    segments: Sequence[str] = ("segment", "region", "persona"),
+    alpha: float = 0.05,
+    p_adjust: str = "holm",
+    power: float = 0.8,
+    srm_alpha: float = 0.001,
+    min_segment_units: int = 30,
+    as_of: datetime | pd.Timestamp | None = None,
+) -> ExperimentResult:
+    """Read one experiment from its unit frame: SRM, lift per arm, segments, detectable effect.
+
+    Parameters
+    ----------
+    units : pandas.DataFrame
+        Executed :func:`build_experiment_units` (``arm, assigned_at, window_ends_at,
+        outcome, is_censored, unit_id`` and the segment and covariate columns).
+    spec : ExperimentSpec
+        Control arm, planned split and unit type (account units are analysed with
+        cluster-robust errors by unit).
+    covariate : str or None, default "n_touches_pre"
+        Pre-period covariate for CUPED (person units); None, absent, incomplete or constant:
+        no adjustment.
+    segments : sequence of str, default ("segment", "region", "persona")
+        Breakdown columns; those with one level are skipped.
+    alpha, p_adjust, power
+        Interval level, multiplicity adjustment (``"holm"``, ``"fdr_bh"``, ...) and the power
+        of the detectable effect.
+    srm_alpha : float, default 0.001
+        SRM alarm level.
+    min_segment_units : int, default 30
+        A segment level is shown only when each compared arm has this many analysed units
+        there (and a rate strictly between 0 and 1).
+    as_of : datetime, optional
+        Read the experiment as it stood at this instant: only units assigned before it, and
+        of those only units whose window closed by it (and by the data's cut-off), are used.
+        Default: the data's cut-off (every unit, censored ones left out).
+
+    Returns
+    -------
+    ExperimentResult
+
+    Raises
+    ------
+    ValueError
+        The control arm is not in the data, fewer than two arms, an arm with fewer than 2
+        analysed units, no conversion in control (as the ``estimate_lift*`` functions).
+
+    Notes
+    -----
+    The SRM check counts every assigned unit (censored ones too): the split is a property
+    of the assignment, not of the outcome. The lift uses the units whose outcome window has
+    closed; censoring depends only on the assignment time, so it removes the same share of
+    each arm in expectation. Person units: Wald intervals and, with a usable covariate,
+    CUPED (the primary p-value is then CUPED's). Account (cluster-randomised) units: OLS
+    with errors clustered by unit and t(G - 1) inference (:func:`estimate_lift_clustered`).
+    The detectable effect is Bloom's, from the achieved standard error
+    (:func:`detectable_effect_for`).
+    """
+    alpha = _check_alpha(alpha)
+    _require_columns(units, ["arm", "outcome", "is_censored", "assigned_at", "unit_id"])
+    frame = units
+    closed = ~frame.is_censored.astype(bool)  # window closed by the data's cut-off
+    if as_of is not None:
+        cut = _utc_stamp(as_of)
+        frame, closed = frame[frame.assigned_at < cut], closed[frame.assigned_at < cut]
+        closed = closed & (frame.window_ends_at <= cut)
+    control = str(spec.control_arm)
+    arms = sorted(frame.arm.astype(str).unique().tolist())
+    if control not in arms:
+        shown = ", ".join(arms) or "none"
+        raise ValueError(
+            f"experiment {spec.experiment_id!r}: control arm {control!r} not found; arms: {shown}"
+        )
+    if len(arms) < 2:
+        raise ValueError(f"experiment {spec.experiment_id!r} has one arm ({control!r}) only")
+    treatments = [a for a in arms if a != control]
+    counts = frame.arm.astype(str).value_counts().reindex(arms)
+    planned = spec.planned_split or {a: 1.0 for a in arms}
+    srm = check_sample_ratio(counts, {a: planned.get(a, 0.0) for a in arms}, alpha=srm_alpha)
+    analysed = frame[closed.to_numpy()].assign(arm=lambda d: d.arm.astype(str))
+    clustered = spec.unit_type != "person"
+    used = None if clustered else _usable_covariate(analysed, covariate)
+    table = _lift_arms(
+        analysed, control, treatments, clustered=clustered, covariate=used, alpha=alpha,
+        p_adjust=p_adjust,
+    )  # fmt: skip
+    segment_table = _segment_lifts(
+        analysed,
+        control,
+        treatments,
+        segments,
+        alpha=alpha,
+        p_adjust=p_adjust,
+        min_units=min_segment_units,
+    ).assign(experiment_id=spec.experiment_id)
+    n_by_arm = pd.DataFrame(
+        {
+            "n_assigned": counts,
+            "n_censored": (counts - analysed.arm.value_counts().reindex(arms).fillna(0)),
+            "n_analysed": analysed.arm.value_counts().reindex(arms).fillna(0),
+        }
+    ).astype("int64")
+    method = "ols-cluster" if clustered else ("cuped" if used else "wald")
+    return ExperimentResult(
+        spec=spec,
+        srm=srm,
+        arms=table,
+        segments=segment_table[["experiment_id", *segment_table.columns[:-1]]],
+        power={str(a): detectable_effect_for(r, power=power) for a, r in table.results.items()},
+        n_assigned=int(counts.sum()),
+        n_censored=int(counts.sum() - len(analysed)),
+        n_by_arm=n_by_arm,
+        method=method,
+        covariate=used,
+        assigned_from=frame.assigned_at.min() if len(frame) else None,
+        assigned_to=frame.assigned_at.max() if len(frame) else None,
+        alpha=alpha,
+    )
+
+
+def analyse_experiments(
+    units: Mapping[str, pd.DataFrame], specs: Sequence[ExperimentSpec], **options: Any
+) -> tuple[list[ExperimentResult], dict[str, str]]:
+    """:func:`analyse_experiment` for each spec; one that cannot be read does not stop the rest.
+
+    Parameters
+    ----------
+    units : mapping
+        Experiment id -> executed :func:`build_experiment_units` (absent for unit types it
+        cannot build).
+    specs : sequence of ExperimentSpec
+    **options
+        Passed to :func:`analyse_experiment` (covariate, segments, alpha, p_adjust, ...).
+
+    Returns
+    -------
+    (list of ExperimentResult, dict)
+        The results, and per experiment that could not be analysed the reason (a unit type
+        without an outcome builder, no control arm, no conversion in control, ...), for the
+        report to state instead of failing.
+    """
+    results: list[ExperimentResult] = []
+    problems: dict[str, str] = {}
+    for spec in specs:
+        if spec.experiment_id not in units:
+            problems[spec.experiment_id] = (
+                f"outcomes of {spec.unit_type} units cannot be built from the tables yet "
+                f"(supported: {', '.join(EXPERIMENT_UNIT_TYPES)})"
+            )
+            continue
+        try:
+            results.append(analyse_experiment(units[spec.experiment_id], spec, **options))
+        except ValueError as exc:
+            log.warning("experiment %s not analysed: %s", spec.experiment_id, exc)
+            problems[spec.experiment_id] = str(exc)
+    return results, problems
+
+
+def _utc_stamp(moment: datetime | str | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def summarise_experiments(results: Sequence[ExperimentResult]) -> pd.DataFrame:
+    """:meth:`ExperimentResult.summary` of every experiment, stacked, with the verdict.
+
+    ``verdict``: ``"lift"`` or ``"drop"`` when the adjusted p-value is below alpha and the
+    relative interval excludes 0, else ``"inconclusive"``.
+    """
+    frames = [r.summary().assign(alpha=r.alpha) for r in results]
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    excludes_zero = (table.rel_ci_low > 0) | (table.rel_ci_high < 0)
+    significant = excludes_zero & (table.p_adjusted < table.alpha)  # as _lift_verdict
+    table["verdict"] = np.where(
+        significant, np.where(table.rel_lift > 0, "lift", "drop"), "inconclusive"
+    )
+    return table.drop(columns="alpha")
+
+
+# --------------------------------------------------------------------------------------------
+# a roll-out from its region x period panel
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutResult:
+    """A roll-out's difference-in-differences: TWFE estimate, a robustness fit, event study."""
+
+    did: DidResult  # TWFE, errors clustered by region (the primary estimate)
+    did_hc1: DidResult  # TWFE, heteroskedasticity-robust errors (cells independent)
+    event: EventStudyResult | None  # leads and lags; None when not identified
+    panel: pd.DataFrame  # the region x period panel analysed
+    regions: tuple[str, ...]  # treated regions
+    comparison_regions: tuple[str, ...]  # never-treated regions
+    outcome: str = "sql_rate"  # outcome column (a fraction)
+    is_staggered: bool = False  # treated regions started in different periods
+
+    def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
+        """Interval of the primary estimate: one row ``did``, columns ``low``, ``high``."""
+        return self.did.conf_int(alpha)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per fit: ``model, estimate, se, low, high, p_value, n, clusters, df``."""
+        rows = []
+        for label, fit in (
+            ("TWFE, errors clustered by region (primary)", self.did),
+            ("TWFE, robust errors (HC1; cells independent)", self.did_hc1),
+        ):
+            ci = fit.conf_int().iloc[0]
+            rows.append(
+                {
+                    "model": label,
+                    "estimate": fit.estimate,
+                    "se": fit.se,
+                    "low": ci["low"],
+                    "high": ci["high"],
+                    "p_value": fit.p_value,
+                    "n": fit.n,
+                    "clusters": fit.n_clusters,
+                    "df": fit.df,
+                }
+            )
+        table = pd.DataFrame(rows)
+        table["clusters"] = table["clusters"].astype("Int64")
+        return table
+
+    @property
+    def is_pretrend_testable(self) -> bool:
+        """True when the event study's joint pre-trend F test is defined.
+
+        It needs at least one lead and a covariance of the leads of full rank. A
+        cluster-robust covariance has rank at most G - 1 (fewer once fixed effects are
+        absorbed), so with a handful of regions several leads cannot be tested jointly.
+        """
+        event = self.event
+        if event is None or event.pretrend_df == 0:
+            return False
+        leads = [k for k in event.coefficients.index if k <= -2]
+        eigen = np.linalg.eigvalsh(event.cov.loc[leads, leads].to_numpy())
+        return bool(eigen.min() > 1e-8 * max(eigen.max(), 1e-300))
+
+    def describe(self) -> str:
+        """Plain-language verdict with the pre-trend check and the clustering caveat."""
+        fit = self.did
+        n_regions = len(self.regions) + len(self.comparison_regions)
+        level = f"{100 * (1 - fit.alpha):g} %"
+        text = (
+            f"The SLA roll-out in {', '.join(self.regions)} changed SAL→SQL conversion by "
+            f"{_points(fit.estimate)} ({level} CI {_points(fit.ci_low)} to "
+            f"{_points(fit.ci_high)}, p = {fit.p_value:.2g}; {n_regions} regions, errors "
+            "clustered by region)"
+        )
+        if fit.ci_low <= 0 <= fit.ci_high:
+            text += ": inconclusive, the interval spans zero."
+        else:
+            direction = "rise" if fit.estimate > 0 else "fall"
+            text += f": a {direction} at the {100 * fit.alpha:g} % level."
+        if self.is_pretrend_testable:
+            p = self.event.pretrend_p  # type: ignore[union-attr]
+            text += (
+                f" Pre-trend check: the {self.event.pretrend_df} pre-period coefficients are "  # type: ignore[union-attr]
+                + (
+                    f"jointly compatible with zero (F test p = {p:.2g}), which supports "
+                    "parallel trends but does not prove them."
+                    if p >= 0.05
+                    else f"jointly different from zero (F test p = {p:.2g}): parallel trends "
+                    "are doubtful, read the estimate with care."
+                )
+            )
+        elif self.event is not None:
+            text += (
+                f" With {self.event.n_clusters} regions the {self.event.pretrend_df} "
+                "pre-period coefficients cannot be tested jointly; judge parallel trends "
+                "from the event-study plot."
+            )
+        if n_regions < 30:
+            text += (
+                f" With only {n_regions} regions as clusters the clustered interval is "
+                "approximate; the robust (HC1) fit is shown beside it as a check."
+            )
+        return text
+
+
+def _points(value: float) -> str:
+    """A difference of two rates in percentage points, signed, with a real minus sign."""
+    return f"{100 * value:+.1f} pts".replace("-", "\N{MINUS SIGN}")
+
+
+def analyse_rollout(
+    panel: pd.DataFrame,
+    *,
+    alpha: float = 0.05,
+    window: tuple[int, int] | None = (-6, 6),
+) -> RolloutResult:
+    """Difference-in-differences of a roll-out panel (:func:`build_rollout_panel`, executed).
+
+    Parameters
+    ----------
+    panel : pandas.DataFrame
+        ``region, period, sql_rate, is_treated, is_post, first_treated_period``.
+    alpha : float, default 0.05
+        Level of the intervals.
+    window : (int, int) or None, default (-6, 6)
+        Event-study relative periods estimated separately; further ones are binned into the
+        ends.
+
+    Returns
+    -------
+    RolloutResult
+
+    Raises
+    ------
+    ValueError
+        No treated or no comparison region in the panel, or the design is not identified.
+
+    Notes
+    -----
+    The primary estimate is two-way fixed effects OLS (region and period dummies) of the
+    period's SAL→SQL rate on ``is_treated * is_post``, errors clustered by region
+    (:func:`estimate_did`). Cells are weighted equally, whatever their number of SALs. A
+    second fit with HC1 errors treats cells as independent: a check, not a replacement, as
+    it ignores correlation within a region over time. The event study (:func:`event_study`)
+    gives leads (pre-trend check) and lags. With staggered starts the TWFE estimate mixes
+    cohorts (Goodman-Bacon 2021); the event study with never-treated comparison regions is
+    the better guide then.
+    """
+    _require_columns(panel, ["region", "period", "sql_rate", "is_treated", "is_post"])
+    treated = sorted(panel.loc[panel.is_treated == 1, "region"].astype(str).unique())
+    comparison = sorted(panel.loc[panel.is_treated == 0, "region"].astype(str).unique())
+    if not treated or not comparison:
+        raise ValueError(
+            "the roll-out panel needs treated and comparison regions; treated: "
+            f"{treated or 'none'}, comparison: {comparison or 'none'}"
+        )
+    frame = panel.assign(region=panel.region.astype(str))
+    did = estimate_did(
+        frame, "sql_rate", "is_treated", "is_post", cluster="region", unit="region",
+        period="period", alpha=alpha,
+    )  # fmt: skip
+    did_hc1 = estimate_did(
+        frame, "sql_rate", "is_treated", "is_post", cov_type="HC1", unit="region",
+        period="period", alpha=alpha,
+    )  # fmt: skip
+    try:
+        event = event_study(
+            frame, "sql_rate", "region", "period", "first_treated_period", alpha=alpha,
+            window=window,
+        )  # fmt: skip
+    except ValueError as exc:
+        log.warning("event study not estimated: %s", exc)
+        event = None
+    firsts = frame.loc[frame.is_treated == 1, "first_treated_period"].dropna().unique()
+    return RolloutResult(
+        did=did,
+        did_hc1=did_hc1,
+        event=event,
+        panel=frame,
+        regions=tuple(treated),
+        comparison_regions=tuple(comparison),
+        is_staggered=len(firsts) > 1,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# headline KPIs
+
+
+def compute_lift_kpis(
+    units: Mapping[str, pd.DataFrame],
+    specs: Sequence[ExperimentSpec],
+    quarter_ends: Mapping[str, datetime | pd.Timestamp],
+    *,
+    rollout: RolloutResult | None = None,
+    report_quarter: str,
+    covariate: str | None = "n_touches_pre",
+    alpha: float = 0.05,
+    p_adjust: str = "holm",
+    notebook: str = "conversion_lift",
+) -> pd.DataFrame:
+    """The lift section's KPIs in the ``kpis-<study>`` layout (docs/notebooks.md).
+
+    Parameters
+    ----------
+    units : mapping
+        Experiment id -> executed :func:`build_experiment_units`.
+    specs : sequence of ExperimentSpec
+    quarter_ends : mapping
+        Quarter label -> its end (exclusive, UTC), for the report and compared quarters.
+    rollout : RolloutResult, optional
+        The SLA roll-out; its effect is a KPI of the report quarter.
+    report_quarter : str
+        The quarter the roll-out KPI belongs to.
+    covariate, alpha, p_adjust
+        As :func:`analyse_experiment`.
+    notebook : str
+        Notebook name for the ``source`` column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``kpi, quarter, value, unit, source, headline, higher_is_better``. Per quarter,
+        with the data known at its end: *Lift experiments concluded* (count: every unit
+        assigned and its window closed, by the quarter's end and the data's cut-off),
+        *Lift experiments with a significant lift* (count: some arm with adjusted p < alpha
+        and a relative interval above 0). For the report quarter: *SLA roll-out effect on
+        SAL→SQL conversion* (fraction: the DiD estimate in points). ``headline`` is true
+        for the count of significant lifts only: an estimate without its interval should
+        not lead the summary.
+    """
+    rows = []
+    for quarter, end in quarter_ends.items():
+        cut = _utc_stamp(end)
+        concluded = significant = 0
+        for spec in specs:
+            frame = units.get(spec.experiment_id)
+            if frame is None:
+                continue
+            assigned = frame[frame.assigned_at < cut]
+            if assigned.empty:
+                continue
+            known = (assigned.window_ends_at <= cut) & ~assigned.is_censored.astype(bool)
+            concluded += int(len(assigned) == len(frame) and bool(known.all()))
+            try:
+                res = analyse_experiment(
+                    frame, spec, covariate=covariate, segments=(), alpha=alpha,
+                    p_adjust=p_adjust, as_of=cut,
+                )  # fmt: skip
+            except ValueError:
+                continue
+            table = summarise_experiments([res])
+            significant += int((table.verdict == "lift").any())
+        source = f"{notebook}#tbl-lift-kpis"
+        rows += [
+            (
+                "Lift experiments concluded", quarter, float(concluded), "count",
+                source, False, True,
+            ),
+            (
+                "Lift experiments with a significant lift", quarter, float(significant),
+                "count", source, True, True,
+            ),
+        ]  # fmt: skip
+    if rollout is not None:
+        rows.append(
+            (
+                "SLA roll-out effect on SAL→SQL conversion", report_quarter,
+                float(rollout.did.estimate), "fraction", f"{notebook}#tbl-sla-rollout-did",
+                False, True,
+            )
+        )  # fmt: skip
+    columns = ["kpi", "quarter", "value", "unit", "source", "headline", "higher_is_better"]
+    return pd.DataFrame(rows, columns=columns)

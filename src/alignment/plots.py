@@ -690,7 +690,7 @@ def plot_event_study(
     low = 100 * frame["low"].to_numpy(dtype=float)
     high = 100 * frame["high"].to_numpy(dtype=float)
     has_ci = ~np.isnan(low)
-    fig, ax = plt.subplots()
+    fig, ax = plt.subplots(figsize=(9.0, 4.2))
     ax.axvspan(x.min() - 0.5, -0.5, color="0.9", zorder=0, label="before the roll-out")
     ax.axhline(0, color="0.3", linewidth=1)
     ax.axvline(-0.5, color="C3", linestyle="--", linewidth=1.2)
@@ -712,7 +712,7 @@ def plot_event_study(
     ax.set_xlabel(f"{period.capitalize()}s relative to the roll-out (0: first treated {period})")
     ax.set_ylabel("Effect on SAL→SQL conversion (points)")
     ax.set_title(title or "Event study of the roll-out")
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, never over
     return fig
 
 
