@@ -158,3 +158,14 @@ def test_study_parameter_paths_stay_inside_the_roots(tmp_path: Path) -> None:
     path = write_yaml(tmp_path, {"notebook": "funnel_sla", "parameters": {"data_dir": "/etc"}})
     with pytest.raises(ParamsError, match="parameters.data_dir '/etc' points outside"):
         load_study_params(path)
+
+
+def test_relative_study_paths_are_injected_absolute_against_the_project_root(
+    tmp_path: Path,
+) -> None:
+    path = write_yaml(
+        tmp_path,
+        {"notebook": "funnel_sla", "parameters": {"data_dir": "data/demo", "sla_hours": 8}},
+    )
+    injected = load_study_params(path).notebook_parameters()
+    assert injected == {"data_dir": str(project_root() / "data" / "demo"), "sla_hours": 8}

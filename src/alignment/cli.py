@@ -290,7 +290,7 @@ def run(
         )
         stderr.print(f"running {study.notebook} …")
         try:
-            done = pipeline.run_single_study(study.notebook, dict(study.parameters), out_dir)
+            done = pipeline.run_single_study(study.notebook, study.notebook_parameters(), out_dir)
         except (pipeline.StudyFailed, pipeline.ReportInputError) as exc:
             raise UserError(str(exc)) from None
     sys.stdout.write(f"{done.executed}\n")
@@ -483,8 +483,7 @@ def _read_path_table(file: Path, path_col: str) -> Any:
     name = file.name.lower()
     try:
         if name.endswith((".csv", ".csv.gz")):
-            return pd.read_csv(file, dtype={path_col: str}, keep_default_na=False,
-                               na_values=[""])
+            return pd.read_csv(file, dtype={path_col: str}, keep_default_na=False, na_values=[""])
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(file)
     except (ValueError, OSError, ImportError, EOFError) as exc:
@@ -519,8 +518,10 @@ def attribute_command(
     ] = None,
     output_format: Annotated[
         AttributeFormat,
-        typer.Option("--format", help='csv, or json: {"channels": [{channel, conversions, '
-                     '[value,] share}, ...]}.'),
+        typer.Option(
+            "--format",
+            help='csv, or json: {"channels": [{channel, conversions, [value,] share}, ...]}.',
+        ),
     ] = AttributeFormat.csv,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write here instead of stdout.")
@@ -537,8 +538,14 @@ def attribute_command(
     with user_errors():
         frame = _read_path_table(file, path_col)
         try:
-            paths = attribution.parse_paths(frame, path_col=path_col, sep=sep, conv_col=conv_col,
-                                            null_col=null_col, value_col=value_col)
+            paths = attribution.parse_paths(
+                frame,
+                path_col=path_col,
+                sep=sep,
+                conv_col=conv_col,
+                null_col=null_col,
+                value_col=value_col,
+            )
             result = attribution.attribute(paths, model.value, order=order)
         except ValueError as exc:
             raise UserError(f"{file}: {_one_line(exc)}") from None

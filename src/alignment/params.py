@@ -320,9 +320,24 @@ class StudyParams(_Strict):
         if self.output is not None:
             resolve_inside_roots(self.output, key="output")
         for key, value in self.parameters.items():
-            if key.endswith(("_dir", "_path", "_file")) and isinstance(value, str):
+            if _is_path_parameter(key, value):
                 resolve_inside_roots(value, key=f"parameters.{key}")
         return self
+
+    def notebook_parameters(self) -> dict[str, Any]:
+        """``parameters`` as Papermill injects them: path parameters (names ending in
+        ``_dir``, ``_path``, ``_file``) made absolute against the project root, so a relative
+        path means the same in the YAML and in the notebook, which runs in ``notebooks/``."""
+        return {
+            key: str(resolve_inside_roots(value, key=f"parameters.{key}"))
+            if _is_path_parameter(key, value)
+            else value
+            for key, value in self.parameters.items()
+        }
+
+
+def _is_path_parameter(key: str, value: Any) -> bool:
+    return key.endswith(("_dir", "_path", "_file")) and isinstance(value, str) and bool(value)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
