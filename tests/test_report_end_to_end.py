@@ -98,3 +98,19 @@ def test_headline_kpis_are_sentences_with_their_change(built) -> None:
     html = html_text(built[0])
     summary = html.split('id="executive-summary"')[1].split('id="shared-definitions"')[0]
     assert len(re.findall(r"<li>[^<]+ (rose|fell) from [^<]+ to [^<]+\(", summary)) >= 3
+
+
+@pytest.mark.parametrize("study", ["lead_scoring", "asset_usage", "attribution"])
+def test_rerunning_a_study_gives_the_same_numbers(built, tmp_path: Path, study: str) -> None:
+    # Reference: the first build's tables. Tolerance: 1e-9 relative, for DuckDB's parallel
+    # float sums, whose order (and so last digit) may change between runs.
+    import pandas as pd
+
+    result, _ = built
+    notebook = json.loads((result.out_dir / "notebooks" / f"{study}.ipynb").read_text())
+    parameters = {**notebook["metadata"]["papermill"]["parameters"], "output_dir": str(tmp_path)}
+    pipeline.run_notebook(study, parameters, tmp_path / f"{study}.ipynb")
+    for again in sorted((tmp_path / "tables").glob("*.csv")):
+        first = pd.read_csv(result.out_dir / "tables" / again.name)
+        second = pd.read_csv(again)
+        pd.testing.assert_frame_equal(first, second, check_exact=False, rtol=1e-9)

@@ -616,7 +616,9 @@ def split_leads_by_quarter(
     if leads.empty:
         empty = pd.DataFrame(columns=counts_cols)
         return LeadSplit(leads, leads, None, report, empty, reason="no leads in the data")
-    leads = _with_quarter(leads)
+    # A database returns rows in no fixed order; sort so the fit and its bootstrap are
+    # reproducible run to run (same inputs, same numbers).
+    leads = _with_quarter(leads).sort_values("person_id", kind="stable").reset_index(drop=True)
     evaluable = _is_evaluable(leads)
     observed_until = pd.to_datetime(leads["observed_until"], utc=True).max()
     quarters = sorted(q for q in leads["quarter"].unique() if q <= report)
@@ -1197,7 +1199,7 @@ def score_leads(model: ScoreModelResult, leads: pd.DataFrame) -> pd.DataFrame:
         window is open), then ``converted_before_scoring, is_evaluable, disqualified_reason,
         first_sales_touch_at``.
     """
-    leads = _with_quarter(leads).reset_index(drop=True)
+    leads = _with_quarter(leads).sort_values("person_id", kind="stable").reset_index(drop=True)
     scores = model.predict(leads)
     out = pd.DataFrame(
         {
