@@ -309,6 +309,7 @@ def render_quarto(
     if quarto is None:
         raise RenderError("quarto is not on PATH (pip install '.[quarto]' where online)")
     qmd, out_dir = Path(qmd), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or qmd.stem
     outputs: dict[str, Path] = {}
     for fmt in formats:
