@@ -104,6 +104,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from alignment.schema import TABLES  # every contract table, in the contract's order
+
 log = logging.getLogger(__name__)
 
 __all__ = ["DemoSummary", "ScaleSizes", "TABLES", "generate_demo", "scale_sizes"]
@@ -136,19 +138,6 @@ ACCOUNTS_FROM = _epoch("2018-01-01")
 
 # --------------------------------------------------------------------------- vocabulary
 
-TABLES = (
-    "accounts",
-    "people",
-    "users",
-    "campaigns",
-    "touchpoints",
-    "stage_events",
-    "opportunities",
-    "opportunity_people",
-    "assets",
-    "asset_events",
-    "assignments",
-)
 SCALES = ("small", "medium", "large")
 
 REGIONS = ("NA", "EMEA", "APAC", "LATAM")
