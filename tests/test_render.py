@@ -33,7 +33,10 @@ def executed_notebook(path: Path, *, error_in: str | None = None) -> Path:
     """A notebook as Papermill leaves it: labelled cells with stored outputs, no kernel."""
     nb = nbformat.v4.new_notebook()
     table = nbformat.v4.new_code_cell('#| label: tbl-demo\n#| tbl-cap: "Demo table"\nshow()')
-    table.outputs = [nbformat.v4.new_output("display_data", data={"text/markdown": TABLE_MD})]
+    table.outputs = [
+        nbformat.v4.new_output("display_data", data={"text/markdown": TABLE_MD}),
+        nbformat.v4.new_output("display_data", data={"text/markdown": "*Top 1 of 1 shown.*"}),
+    ]
     figure = nbformat.v4.new_code_cell(
         '#| label: fig-demo\n#| fig-cap: "Demo figure, in %"\n#| fig-alt: "A rising line"\nplot()'
     )
@@ -96,7 +99,7 @@ def test_embeds_resolve_to_outputs_with_numbered_cross_references(project: Path)
     _, body = render.split_front_matter(qmd.read_text())
     markdown = render.resolve_embeds(body, qmd.parent, project / "figs")
     assert "[Table 1](#tbl-demo) and [Figure 1](#fig-demo)" in markdown
-    assert ": Table 1: Demo table {#tbl-demo}" in markdown
+    assert ": Table 1: Demo table {#tbl-demo}\n\n*Top 1 of 1 shown.*" in markdown
     assert "**Inconclusive.**" in markdown
     assert (project / "figs" / "fig-demo.png").read_bytes().startswith(b"\x89PNG")
     assert "{{<" not in markdown

@@ -118,3 +118,12 @@ def test_display_kpis_formats_each_value_in_its_unit() -> None:
             "source": "f#t",
         }
     ]
+
+
+def test_a_kpi_with_no_value_in_any_quarter_is_listed_without_a_sentence() -> None:
+    frame = kpis([("Win rate", "2026Q2", float("nan"), "fraction", "f#t"),
+                  ("Win rate", "2026Q3", float("nan"), "fraction", "f#t"),
+                  ("MQLs", "2026Q3", 5.0, "count", "f#t")])  # fmt: skip
+    table = summary.headline_table(frame, "2026Q3", "2026Q2")
+    assert table.kpi.tolist() == ["MQLs", "Win rate"]
+    assert summary.headline_sentences(table) == ["MQLs was 5 (no earlier quarter to compare)."]

@@ -2020,15 +2020,17 @@ def compute_kpis(
             opportunity_people=opportunity_people, n_boot=0, con=con,
         )
         markov = result.results["markov"]
-        split = result.sales_split().set_index("model").loc["markov"]
+        split = result.sales_split().set_index("model")
+        sales_share = float(split.at["markov", "sales_share"]) if "markov" in split.index else (
+            float("nan")  # no converting journey in this quarter: no share to report
+        )
         share = markov.share
         top_channel = str(share.idxmax()) if share.notna().any() else ""
         values = [
             ("Conversions attributed", float(result.n_converting), "count", True, ""),
             ("Conversions without a touch", float(result.n_converting_without_touch), "count",
              False, ""),
-            ("Share of credit to sales touches (Markov)", float(split["sales_share"]),
-             "fraction", True, ""),
+            ("Share of credit to sales touches (Markov)", sales_share, "fraction", True, ""),
             ("Markov top channel share", float(share.max()) if top_channel else float("nan"),
              "fraction", False, top_channel),
         ]

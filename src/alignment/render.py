@@ -44,6 +44,7 @@ TYPST_STYLE = """\
 #set figure(numbering: none)  // captions carry their own "Table n" / "Figure n"
 #show figure: set block(breakable: true)  // long tables continue on the next page
 #show table: set text(size: 7.5pt)
+#show table: set par(justify: false)
 #set table(inset: (x: 4pt, y: 3pt))
 #set table(stroke: (x, y) => if y == 0 { (bottom: 0.6pt) } else { (bottom: 0.2pt + luma(210)) })
 #show heading.where(level: 1): set block(above: 1.4em, below: 0.8em)
@@ -60,7 +61,8 @@ class LabelledOutput:
 
     label: str
     options: dict[str, Any]  # the cell's `#| key: value` options (label, fig-cap, tbl-cap, ...)
-    markdown: str | None = None  # a text/markdown output (tables, verdicts)
+    markdown: str | None = None  # the text/markdown outputs (tables, verdicts, notes), joined
+    markdown_parts: tuple[str, ...] = ()  # the same outputs one by one, in display order
     png: bytes | None = None  # an image/png output (figures)
     text: str | None = None  # text/plain, used only when nothing richer exists
 
@@ -124,18 +126,20 @@ def read_labelled_outputs(notebook: Path) -> dict[str, LabelledOutput]:
 def _richest_output(
     label: str, options: dict[str, Any], outputs: list[dict[str, Any]], notebook: Path
 ) -> LabelledOutput:
-    markdown = png = text = None
+    parts: list[str] = []
+    png = text = None
     for output in outputs:
         if output.get("output_type") == "error":
             raise RenderError(f"{notebook.name}#{label} stored an error: {output.get('evalue')}")
         data = output.get("data", {})
-        if "text/markdown" in data and markdown is None:
-            markdown = "".join(data["text/markdown"])
+        if "text/markdown" in data:
+            parts.append("".join(data["text/markdown"]))
         if "image/png" in data and png is None:
             png = base64.b64decode("".join(data["image/png"]))
         if "text/plain" in data and text is None:
             text = "".join(data["text/plain"])
-    return LabelledOutput(label, options, markdown, png, text)
+    markdown = "\n\n".join(parts) if parts else None
+    return LabelledOutput(label, options, markdown, tuple(parts), png, text)
 
 
 def _numbering(qmd_text: str) -> dict[str, str]:
@@ -197,8 +201,13 @@ def _output_markdown(output: LabelledOutput, number: str | None, figures_dir: Pa
             f'\n![{title}]({image.as_posix()}){{#{output.label} fig-alt="{alt}" width="100%"}}\n'
         )
     body = output.markdown if output.markdown is not None else _as_code(output.text or "")
-    if output.label.startswith("tbl-") and title and body.lstrip().startswith("|"):
-        return f"\n{body.strip()}\n\n: {title} {{#{output.label}}}\n"
+    tables = [i for i, part in enumerate(output.markdown_parts) if part.lstrip().startswith("|")]
+    if output.label.startswith("tbl-") and title and tables:
+        # the caption goes right under the first table (pandoc's rule); notes stay in order
+        parts = list(output.markdown_parts)
+        first = tables[0]
+        parts[first] = f"{parts[first].strip()}\n\n: {title} {{#{output.label}}}"
+        return "\n" + "\n\n".join(p.strip() for p in parts) + "\n"
     if output.label.startswith("tbl-") and title:
         return f"\n::: {{#{output.label} .table-block}}\n**{title}**\n\n{body}\n:::\n"
     return f"\n::: {{#{output.label}}}\n{body}\n:::\n"

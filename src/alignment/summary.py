@@ -102,7 +102,8 @@ def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFr
         columns = ["kpi", "unit", previous, quarter, "change", "source", "sentence", "is_headline"]
         return pd.DataFrame(columns=columns)
     order = kpis.drop_duplicates("kpi")["kpi"].tolist()
-    pivot = kpis.pivot_table(index="kpi", columns="quarter", values="value", aggfunc="first")
+    # groupby keeps a KPI whose every value is missing (pivot_table would drop it)
+    pivot = kpis.groupby(["kpi", "quarter"])["value"].first().unstack("quarter")
     meta = kpis.drop_duplicates("kpi").set_index("kpi")
     rows = []
     for name in order:
