@@ -14,13 +14,15 @@ DATA ?= data/demo
 help:
 	@awk '/^## /{sub(/^## /,""); doc=$$0; next} /^[a-zA-Z_-]+:/{if (doc) {split($$1,t,":"); printf "  make %-10s %s\n", t[1], doc}; doc=""}' $(MAKEFILE_LIST)
 
-# The venv is rebuilt only when pyproject.toml changes (PITFALLS.md: install takes ~45 s).
+# The venv is rebuilt only when pyproject.toml changes (PITFALLS.md: install takes ~45 s, plus
+# about a minute the first time for the spark extra, which builds pyspark from source). The
+# spark extra is installed so that `make test` (and CI) run the Spark tests too.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	touch $@
 
 ## Generate the demo data, validate it, run every study and render reports/_build/$(QUARTER)/

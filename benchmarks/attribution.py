@@ -18,6 +18,13 @@ It prints time ratios and the largest absolute credit difference per channel, an
     PYTHONPATH=src /tmp/peers/bin/python benchmarks/attribution.py
 
 Options: ``--journeys N --channels C --seed S --orders 1,2,3,4 --repeat R --skip-peers``.
+
+Scaling table (ours only): ``--scaling 10000,100000,1000000`` times parsing, Markov order 1..4
+(exact) and exact Shapley on 10 thousand, 100 thousand and 1 million distinct paths drawn from
+the same chain (:func:`make_distinct_paths`), prints how the cost grows and writes
+``benchmarks/results/attribution_scaling.csv``::
+
+    .venv/bin/python benchmarks/attribution.py --scaling 10000,100000,1000000
 """
 
 from __future__ import annotations
@@ -41,7 +48,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MAX_LENGTH = 16  # touches per journey; keeps a path's code below 13**16 < 2**63
 
 
-def make_paths(n_journeys: int, n_channels: int, seed: int) -> pd.DataFrame:
+def make_paths(n_journeys: int, n_channels: int, seed: int,
+               journey_seed: int | None = None) -> pd.DataFrame:
     """Aggregated paths from journeys simulated by a first-order chain with channel effects.
 
     Journey length is 1 + Geometric(0.5) for 75 % of journeys and 1 otherwise (mean 2.5,
@@ -50,6 +58,10 @@ def make_paths(n_journeys: int, n_channels: int, seed: int) -> pd.DataFrame:
     staying near the previous channel; a journey converts with a logistic probability rising
     with the distinct channels it touched. Returns path (channels joined by ">"), conversions,
     nulls and value (revenue, log-normal per conversion).
+
+    ``seed`` draws the chain (transitions, channel effects); ``journey_seed``, when given,
+    draws the journeys from that chain with another stream, so batches with different journey
+    seeds come from one chain (``None``: one stream for both, as before).
     """
     rng = np.random.default_rng(seed)
     popularity = 1.0 / np.arange(1, n_channels + 1) ** 0.8
@@ -57,12 +69,13 @@ def make_paths(n_journeys: int, n_channels: int, seed: int) -> pd.DataFrame:
     transition = rng.dirichlet(np.full(n_channels, 0.6), size=n_channels) + 0.5 * popularity
     transition /= transition.sum(axis=1, keepdims=True)
     cumulative = np.cumsum(transition, axis=1)
-    lengths = np.minimum(1 + rng.geometric(0.5, size=n_journeys), MAX_LENGTH)
-    lengths[rng.random(n_journeys) < 0.25] = 1
+    draws = rng if journey_seed is None else np.random.default_rng(journey_seed)
+    lengths = np.minimum(1 + draws.geometric(0.5, size=n_journeys), MAX_LENGTH)
+    lengths[draws.random(n_journeys) < 0.25] = 1
     codes = np.zeros((n_journeys, MAX_LENGTH), dtype=np.int64)
-    codes[:, 0] = rng.choice(n_channels, size=n_journeys, p=popularity)
+    codes[:, 0] = draws.choice(n_channels, size=n_journeys, p=popularity)
     for step in range(1, MAX_LENGTH):
-        u = rng.random(n_journeys)[:, None]
+        u = draws.random(n_journeys)[:, None]
         codes[:, step] = (u > cumulative[codes[:, step - 1]]).sum(axis=1)
     codes = np.minimum(codes, n_channels - 1)
     touched = np.zeros((n_journeys, n_channels), dtype=bool)
@@ -71,14 +84,14 @@ def make_paths(n_journeys: int, n_channels: int, seed: int) -> pd.DataFrame:
         touched[np.flatnonzero(live), codes[live, step]] = True
     effect = rng.normal(0.0, 0.5, size=n_channels)
     logit = -3.2 + touched @ effect + 0.25 * np.minimum(lengths, 6)
-    converted = rng.random(n_journeys) < 1.0 / (1.0 + np.exp(-logit))
+    converted = draws.random(n_journeys) < 1.0 / (1.0 + np.exp(-logit))
     key = np.zeros(n_journeys, dtype=np.int64)
     for step in range(MAX_LENGTH):
         key = np.where(lengths > step, key * (n_channels + 1) + codes[:, step] + 1, key)
     keys, inverse = np.unique(key, return_inverse=True)
     conversions = np.bincount(inverse, weights=converted, minlength=len(keys))
     journeys = np.bincount(inverse, minlength=len(keys))
-    revenue = np.where(converted, rng.lognormal(7.0, 0.8, size=n_journeys), 0.0)
+    revenue = np.where(converted, draws.lognormal(7.0, 0.8, size=n_journeys), 0.0)
     value = np.bincount(inverse, weights=revenue, minlength=len(keys))
     names = np.array([f"ch{c:02d}" for c in range(n_channels)])
     return pd.DataFrame(
@@ -223,6 +236,56 @@ def _mam_credit(res: Any) -> pd.Series:
     return frame.set_index("channels")["attribution"].astype(float)
 
 
+def make_distinct_paths(n_paths: int, n_channels: int, seed: int,
+                        batch: int = 2_000_000) -> pd.DataFrame:
+    """The ``n_paths`` most frequent distinct paths of :func:`make_paths`' chain.
+
+    Journeys are drawn from the chain of ``seed`` in batches (journey seeds ``seed``,
+    ``seed + 1``, ...) and their path counts summed until at least ``n_paths`` distinct paths
+    exist; the most frequent ``n_paths``
+    (ties by path) are kept, so a smaller table is the head of a larger one. Distinct paths
+    grow slower than journeys (about 90 thousand in the first million).
+    """
+    total: pd.DataFrame | None = None
+    batch_seed = seed
+    while total is None or len(total) < n_paths:
+        part = make_paths(batch, n_channels, seed, journey_seed=batch_seed)
+        batch_seed += 1
+        total = part if total is None else (
+            pd.concat([total, part]).groupby("path", as_index=False, sort=False).sum()
+        )
+        log.info("  %d batches of %d journeys: %d distinct paths", batch_seed - seed, batch,
+                 len(total))
+    frequency = total["conversions"] + total["nulls"]
+    order = np.lexsort((total["path"].to_numpy(), -frequency.to_numpy()))
+    return total.iloc[order[:n_paths]].reset_index(drop=True)
+
+
+def run_scaling(sizes: list[int], orders: list[int], n_channels: int, seed: int,
+                repeat: int) -> pd.DataFrame:
+    """Seconds of parsing, Markov order k (exact) and exact Shapley per number of paths."""
+    largest = make_distinct_paths(max(sizes), n_channels, seed)
+    rows = []
+    for size in sorted(sizes):
+        data = largest.iloc[:size]
+        row: dict[str, Any] = {"distinct_paths": size, "channels": n_channels,
+                               "journeys": int(data[["conversions", "nulls"]].to_numpy().sum())}
+        row["parse_s"], paths = timed(
+            lambda data=data: attribution.parse_paths(data, sep=">", value_col="value"), repeat)
+        for k in orders:
+            row[f"markov_order{k}_s"], _ = timed(
+                lambda k=k, paths=paths: attribution.attribute(paths, "markov", k), repeat)
+        row["shapley_exact_s"], _ = timed(
+            lambda paths=paths: attribution.attribute(paths, "shapley"), repeat)
+        log.info("%s", "  ".join(f"{k} {v:.3g}" for k, v in row.items()))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    smallest = table.iloc[0]
+    for column in [c for c in table.columns if c.endswith("_s")]:
+        table[column.replace("_s", "_growth")] = table[column] / smallest[column]
+    return table
+
+
 ROWS: list[dict] = []
 
 
@@ -234,9 +297,19 @@ def main() -> None:
     parser.add_argument("--orders", default="1,2,3,4")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--scaling", default="",
+                        help="distinct-path counts for the scaling table, e.g. 10000,100000")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     orders = [int(k) for k in args.orders.split(",")]
+    if args.scaling:
+        sizes = [int(n) for n in args.scaling.split(",")]
+        table = run_scaling(sizes, orders, args.channels, args.seed, args.repeat)
+        RESULTS.mkdir(exist_ok=True)
+        out = RESULTS / "attribution_scaling.csv"
+        table.to_csv(out, index=False)
+        log.info("\n%s\nwritten to %s", table.to_string(index=False, float_format="%.3g"), out)
+        return
     t0 = time.perf_counter()
     data = make_paths(args.journeys, args.channels, args.seed)
     log.info("generated %d journeys, %d distinct paths, %d conversions in %.1f s",

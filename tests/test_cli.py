@@ -57,6 +57,7 @@ def test_missing_data_folder_is_one_line_and_exit_1() -> None:
     [
         (["demo", "--out", "x", "--scale", "huge"], 2),
         (["report", "--format", "docx"], 2),
+        (["report", "--engine", "oracle"], 2),
         (["validate"], 2),
         (["no-such-command"], 2),
         (["report", "--quarter", "2026Q9"], 1),
@@ -70,6 +71,59 @@ def test_report_with_a_missing_params_file_says_which(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", "--params", str(tmp_path / "none.yaml")])
     assert result.exit_code == 1
     assert "none.yaml" in result.stderr
+
+
+def _pretend_pyspark(monkeypatch: pytest.MonkeyPatch, installed: bool) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        if name == "pyspark":
+            return object() if installed else None
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+@pytest.mark.parametrize(
+    ("installed", "java_home", "message"),
+    [
+        (False, None, "engine spark: pyspark is not installed; install the spark extra: "
+         "pip install '.[spark]'"),
+        (True, "/no/such/jdk", "engine spark: JAVA_HOME=/no/such/jdk has no bin/java; "
+         "set JAVA_HOME to a Java 17 installation (or put `java` on PATH)"),
+    ],
+    ids=["no-pyspark", "no-java"],
+)  # fmt: skip
+def test_report_engine_spark_that_cannot_start_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, installed: bool, java_home: str | None, message: str
+) -> None:
+    _pretend_pyspark(monkeypatch, installed)
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    if java_home:
+        monkeypatch.setenv("JAVA_HOME", java_home)
+    result = runner.invoke(app, ["report", "--quarter", "2026Q3", "--engine", "spark"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {message}"
+    assert result.stdout == ""
+
+
+def test_report_engine_spark_without_java_has_no_traceback_in_a_real_run() -> None:
+    import importlib.util
+    import os
+
+    result = subprocess.run(
+        [sys.executable, "-m", "alignment.cli", "report", "--quarter", "2026Q3",
+         "--engine", "spark"],
+        capture_output=True, text=True,
+        env={**os.environ, "JAVA_HOME": "/no/such/jdk"},
+    )  # fmt: skip
+    assert result.returncode == 1
+    hint = "set JAVA_HOME" if importlib.util.find_spec("pyspark") else "install the spark extra"
+    assert hint in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
 
 
 def test_run_refuses_an_unknown_notebook(tmp_path: Path) -> None:

@@ -215,3 +215,63 @@ def test_store_execute_and_fingerprint_table(bad_corpus):
     frame = store.fingerprint_table(bad_corpus / "good")
     assert list(frame.columns) == ["table", "file", "rows", "sha256"]
     assert frame["rows"].tolist() == [3, 4, 3, 2, 6, 7, 2, 2, 2, 3, 2]
+
+
+# ------------------------------------------------------------------------------------------
+# engine checks: one clear sentence when Spark cannot start (no pyspark needed to test them)
+
+
+def _pretend_pyspark_installed(monkeypatch: pytest.MonkeyPatch, installed: bool) -> None:
+    real = store.importlib.util.find_spec
+
+    def find_spec(name: str, *args: object) -> object:
+        if name == "pyspark":
+            return object() if installed else None
+        return real(name, *args)
+
+    monkeypatch.setattr(store.importlib.util, "find_spec", find_spec)
+
+
+def test_spark_without_pyspark_says_to_install_the_extra(monkeypatch) -> None:
+    _pretend_pyspark_installed(monkeypatch, installed=False)
+    hint = r"pyspark is not installed; install the spark extra: pip install '\.\[spark\]'"
+    with pytest.raises(store.EngineUnavailable, match=hint):
+        store.check_engine("spark")
+
+
+def test_spark_with_java_home_lacking_java_says_to_set_java_home(monkeypatch, tmp_path) -> None:
+    _pretend_pyspark_installed(monkeypatch, installed=True)
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path))
+    with pytest.raises(store.EngineUnavailable, match="has no bin/java; set JAVA_HOME"):
+        store.check_engine("spark")
+
+
+def test_spark_without_any_java_says_to_set_java_home(monkeypatch, tmp_path) -> None:
+    _pretend_pyspark_installed(monkeypatch, installed=True)
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(store.EngineUnavailable, match="no Java found; set JAVA_HOME"):
+        store.check_engine("spark")
+
+
+def test_spark_engine_needs_a_folder_and_a_known_engine_name(bad_corpus, tmp_path) -> None:
+    with pytest.raises(ValueError, match="engine must be one of duckdb, spark"):
+        store.open_data(bad_corpus / "good", engine="oracle")
+    db = store.load_into_duckdb(bad_corpus / "good", tmp_path / "crm.duckdb")
+    with pytest.raises(ValueError, match="needs a data folder"):
+        store.open_data(db, engine="spark")
+
+
+def test_duckdb_engine_is_the_default_and_always_available(bad_corpus) -> None:
+    store.check_engine("duckdb")
+    assert store.open_data(bad_corpus / "good").engine == "duckdb"
+
+
+def test_strip_text_trims_whitespace_and_keeps_letters() -> None:
+    # Reference: Python's str.strip over the same set (space, \t, \n, \r, \v, \f)
+    values = ["forward", " video\t", "\x0bfree\x0c", "a b", "\r\nx\n"]
+    table = ibis.memtable(pd.DataFrame({"text": values}))
+    stripped = table.select(text=store.strip_text(table.text)).to_pandas()["text"].tolist()
+    assert stripped == [v.strip(" \t\n\r\x0b\x0c") for v in values]

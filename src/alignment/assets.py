@@ -84,6 +84,7 @@ from ibis import _
 from scipy import stats
 
 from alignment.params import Quarter
+from alignment.store import strip_text
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,7 @@ def _utc(column: ir.Value) -> ir.TimestampValue:
 
 def _id(col: ir.Value) -> ir.StringValue:
     """An id column as trimmed text (integer ids become their decimal text)."""
-    return col.cast("string").strip()
+    return strip_text(col.cast("string"))
 
 
 def prepare_assets(assets: ir.Table, *, stale_days: int = 365) -> ir.Table:
@@ -246,10 +247,10 @@ def prepare_assets(assets: ir.Table, *, stale_days: int = 365) -> ir.Table:
     table = table.select(
         asset_id=_id(_.asset_id),
         title=_.title.cast("string"),
-        type=_.type.cast("string").strip().fill_null(UNKNOWN),
-        funnel_stage=_.funnel_stage.cast("string").strip().lower().fill_null(UNKNOWN),
-        persona=_.persona.cast("string").strip().fill_null(UNKNOWN),
-        owner_team=_.owner_team.cast("string").strip().fill_null(UNKNOWN),
+        type=strip_text(_.type.cast("string")).fill_null(UNKNOWN),
+        funnel_stage=strip_text(_.funnel_stage.cast("string")).lower().fill_null(UNKNOWN),
+        persona=strip_text(_.persona.cast("string")).fill_null(UNKNOWN),
+        owner_team=strip_text(_.owner_team.cast("string")).fill_null(UNKNOWN),
         created_at=_utc(table.created_at),
         updated_at=_utc(table.updated_at),
         expires_at=_utc(table.expires_at),
@@ -292,13 +293,13 @@ def prepare_asset_events(events: ir.Table, *, people: ir.Table | None = None) ->
         asset_id=_id(_.asset_id),
         ts=_utc(table.ts),
         quarter=quarter_label(table.ts),  # from the column as stored: see _utc
-        event_type=_.event_type.cast("string").strip().lower(),
+        event_type=strip_text(_.event_type.cast("string")).lower(),
         user_id=_id(_.user_id),
         person_id=_id(_.person_id),
         account_id=_id(_.account_id),
         opp_id=_id(_.opp_id),
         share_id=_id(_.share_id),
-        device=_.device.cast("string").strip().lower().fill_null(UNKNOWN),
+        device=strip_text(_.device.cast("string")).lower().fill_null(UNKNOWN),
         duration_s=_.duration_s.cast("float64"),
         pages_viewed=_.pages_viewed.cast("float64"),
         pages_total=_.pages_total.cast("float64"),
@@ -459,7 +460,8 @@ def split_visits(buyer: ir.Table, *, gap_minutes: float = 10.0) -> ir.Table:
     by_viewer = ibis.window(group_by=[_.visit_key, _.viewer], order_by=[_.ts, _.event_id])
     previous_ts = _.ts.lag().over(by_viewer)  # null for the viewer's first event on this key
     marked = buyer.mutate(
-        gap_s=_.ts.delta(previous_ts, unit="millisecond") / 1000.0,
+        # float first: Spark reads a literal like 1000.0 as DECIMAL and would round (PITFALLS)
+        gap_s=_.ts.delta(previous_ts, unit="millisecond").cast("float64") / 1000.0,
         is_new_visit=previous_ts.isnull()
         | (_.ts > previous_ts + ibis.interval(milliseconds=gap_ms)),
     )
@@ -564,7 +566,10 @@ def share_engagement(events: ir.Table, *, gap_minutes: float = 10.0) -> ir.Table
         n_downloads=_.n_downloads.fill_null(0),
         n_prints=_.n_prints.fill_null(0),
         n_forwards=_.n_forwards.fill_null(0),
-        hours_to_first_view=_.first_viewed_at.delta(_.shared_at, unit="millisecond") / 3.6e6,
+        hours_to_first_view=_.first_viewed_at.delta(_.shared_at, unit="millisecond").cast(
+            "float64"
+        )
+        / 3.6e6,
     )
 
 
@@ -701,7 +706,8 @@ def asset_status(
         "quarter",
         "start_at",
         "end_at",
-        days_since_update=_.end_at.delta(_.last_updated_at, unit="millisecond") / 8.64e7,
+        days_since_update=_.end_at.delta(_.last_updated_at, unit="millisecond").cast("float64")
+        / 8.64e7,
         is_not_updated=_.stale_by_age_at < _.end_at,
         is_expired=_.expires_at.notnull() & (_.expires_at < _.end_at),
         is_stale=_.stale_since < _.end_at,
@@ -1351,7 +1357,7 @@ def measure_asset_usage(
     if users is not None and message is None:
         _require(users, ("user_id", "team"), "users")
         users_frame = _to_pandas(
-            users.select(user_id=_id(_.user_id), team=_.team.cast("string").strip().lower())
+            users.select(user_id=_id(_.user_id), team=strip_text(_.team.cast("string")).lower())
         )
     return AssetUsageResult(
         status=status,
@@ -1866,7 +1872,8 @@ def find_coverage_gaps(
     status, message = _status_frame(assets, events, chosen, 365)
     known: dict[str, list[str]] = {"funnel_stage": list(FUNNEL_STAGES), "persona": []}
     if people is not None and "persona" in people.columns and message is None:
-        personas = _to_pandas(people.select(persona=_.persona.cast("string").strip()).distinct())
+        persona = strip_text(_.persona.cast("string"))
+        personas = _to_pandas(people.select(persona=persona).distinct())
         known["persona"] = sorted(p for p in personas["persona"].dropna() if p)
     rows = []
     for dimension, base in known.items():

@@ -44,7 +44,9 @@ class UserError(Exception):
 
 def fail(message: str) -> NoReturn:
     """Print ``message`` as one line on stderr and exit with code 1."""
-    stderr.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True, emoji=False)
+    from rich.markup import escape  # "[spark]" in a message is text, not a style tag
+
+    stderr.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True, emoji=False)
     raise typer.Exit(1)
 
 
@@ -124,6 +126,11 @@ def write_text(text: str, out: Path | None) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from exc
+
+
+class Engine(str, Enum):
+    duckdb = "duckdb"
+    spark = "spark"
 
 
 class Scale(str, Enum):
@@ -223,6 +230,13 @@ def report(
     formats: Annotated[
         str, typer.Option("--format", help="Output formats, comma-separated: html,pdf.")
     ] = "html,pdf",
+    engine: Annotated[
+        Engine | None,
+        typer.Option(
+            help="Where the row-level steps run: duckdb (embedded) or spark (local session, "
+            "or SPARK_REMOTE; needs the spark extra and Java). Default: the params' engine."
+        ),
+    ] = None,
 ) -> None:
     """Validate the data, run every study notebook, render HTML + PDF into reports/_build/<QUARTER>/."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -248,6 +262,9 @@ def report(
             raise UserError(str(exc)) from None
         if quarter is not None and quarter != loaded.quarter:
             loaded = loaded.model_copy(update={"quarter": quarter})
+        if engine is not None:
+            loaded = loaded.model_copy(update={"engine": engine.value})
+        pipeline.check_engine(loaded.engine)  # before any progress output
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=stderr
         ) as bar:

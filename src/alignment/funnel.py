@@ -91,6 +91,7 @@ import pandas as pd
 from ibis import _
 
 from alignment.params import FunnelParams, Quarter
+from alignment.store import strip_text
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ def first_stage_events(stage_events: ir.Table) -> ir.Table:
     """
     events = stage_events.select(
         person_id=_.person_id.cast("string"),
-        stage=_.stage.cast("string").strip(),
+        stage=strip_text(_.stage.cast("string")),
         entered_at=_.entered_at,
         owner_user_id=_optional(stage_events, "owner_user_id"),
         reason=_optional(stage_events, "reason"),
@@ -460,7 +461,7 @@ def _rep_candidates(users: ir.Table | None) -> list[ir.Value]:
     if users is None:
         return candidates
     sales_side = users.filter(
-        _.team.cast("string").strip().lower().isin(["sdr", "sales"])
+        strip_text(_.team.cast("string")).lower().isin(["sdr", "sales"])
     ).user_id.cast("string")
     return [ibis.cases((c.isin(sales_side), c), else_=ibis.null("string")) for c in candidates]
 
@@ -588,7 +589,7 @@ def build_recycled_outcomes(stage_events: ir.Table) -> ir.Table:
     )
     converting = stage_events.select(
         person_id=_.person_id.cast("string"),
-        stage=_.stage.cast("string").strip(),
+        stage=strip_text(_.stage.cast("string")),
         converted_at=_.entered_at,
     ).filter(_.stage.isin(FUNNEL_STAGES[3:]))
     later = (

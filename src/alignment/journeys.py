@@ -30,6 +30,8 @@ import ibis
 import ibis.expr.types as ir
 from ibis import _
 
+from alignment.store import strip_text
+
 log = logging.getLogger(__name__)
 
 ConversionEvent = Literal["SQL", "Opportunity", "won"]
@@ -218,7 +220,8 @@ def build_journeys(
     ibis.Table
         ``unit_id, touch_id, ts, channel, is_sales_touch, step`` (1-based, by ``ts`` then
         ``touch_id``), ``n_steps, is_converted, converted_at`` (null for null journeys),
-        ``reference_at, days_before`` (reference − ts, in days, ≥ 0), ``value`` (0 for nulls).
+        ``reference_at, days_before`` (reference − ts, in days, ≥ 0, resolution 1 ms),
+        ``value`` (0 for nulls).
     """
     _check_choice("unit", unit, UNITS)
     if lookback_days <= 0:
@@ -232,7 +235,7 @@ def build_journeys(
         unit_id=touches[unit_col].cast("string"),
         touch_id=_.touch_id.cast("string"),
         ts=_.ts,
-        channel=touches[channel_col].cast("string").strip().fill_null("(none)"),
+        channel=strip_text(touches[channel_col].cast("string")).fill_null("(none)"),
         is_sales_touch=_.is_sales_touch,
     ).filter(_.unit_id.notnull())
     reference = _journey_references(steps, conversions, start=start, end=end)
@@ -244,7 +247,9 @@ def build_journeys(
     return in_path.mutate(
         step=ibis.row_number().over(by_unit) + 1,  # ibis counts rows from 0
         n_steps=_.touch_id.count().over(whole_unit),
-        days_before=(_.reference_at.epoch_seconds() - _.ts.epoch_seconds()) / 86_400.0,
+        # milliseconds, not epoch_seconds(): Spark's unix_timestamp drops the fraction; cast
+        # first: Spark reads the literal 86400000.0 as a DECIMAL and rounds the quotient
+        days_before=_.reference_at.delta(_.ts, unit="millisecond").cast("float64") / 86_400_000.0,
     ).select(
         "unit_id",
         "touch_id",
@@ -298,12 +303,24 @@ def aggregate_paths(journeys: ir.Table, *, sep: str = ">") -> ir.Table:
     a channel name is replaced by ``_`` so paths split back exactly). Converting journeys with
     no touch in their lookback window have no path and are not counted; :func:`count_journeys`
     reports how many there are.
+
+    Notes
+    -----
+    The path is built as a list of ``(step, channel)`` structs, sorted and joined, rather than
+    with an ordered ``group_concat``: Spark has no ordered string aggregate (ibis 12 refuses
+    ``group_concat(order_by=...)`` there), while sorting a collected list works the same in
+    DuckDB and Spark. ``step`` is unique within a journey, so the order is exactly ``ts`` then
+    ``touch_id``.
     """
     if not sep:
         raise ValueError("sep must be a non-empty string")
-    per_journey = journeys.group_by(["unit_id", "is_converted"]).aggregate(
-        path=_.channel.replace(sep, "_").group_concat(sep, order_by=[_.ts, _.touch_id]),
-        value=_.value.max(),
+    steps = ibis.struct({"step": _.step, "channel": _.channel.replace(sep, "_")})
+    per_journey = (
+        journeys.group_by(["unit_id", "is_converted"])
+        .aggregate(steps=steps.collect(), value=_.value.max())
+        # `_` is one row per journey holding its (step, channel) list
+        .mutate(path=_.steps.sort().map(lambda s: s.channel).join(sep))
+        .drop("steps")
     )
     return (
         per_journey.group_by("path")

@@ -2032,8 +2032,10 @@ def _touch_events(touchpoints: ir.Table, people: ir.Table, touch_type: str) -> i
         if "account_id" in touchpoints.columns
         else ibis.null("string")
     )
+    from alignment.store import strip_text
+
     touches = touchpoints.filter(
-        _.touch_type.cast("string").strip() == touch_type, _.ts.notnull()
+        strip_text(_.touch_type.cast("string")) == touch_type, _.ts.notnull()
     ).select(person_id=_.person_id.cast("string"), own_account_id=own, event_at=_.ts)
     joined = _left_join_on(touches, _person_accounts(people), "person_id")
     return joined.select(
@@ -2095,8 +2097,10 @@ def build_outcome_events(
         )
     if outcome in STAGE_OUTCOMES:
         later = FUNNEL_STAGES[FUNNEL_STAGES.index(outcome) :]
+        from alignment.store import strip_text
+
         events = stage_events.filter(
-            stage_events.stage.cast("string").strip().isin(later), _.entered_at.notnull()
+            strip_text(stage_events.stage.cast("string")).isin(later), _.entered_at.notnull()
         ).select(person_id=_.person_id.cast("string"), event_at=_.entered_at)
         if unit_type == "person":
             return events.select(unit_id=_.person_id, event_at=_.event_at)
@@ -2489,9 +2493,11 @@ def build_rollout_panel(
         raise ValueError("regions is empty: name the regions in the roll-out")
     starts = _rollout_starts(regions, start_date)
     first_periods = {r: first_full_period(s, period) for r, s in starts.items()}
+    from alignment.store import strip_text
+
     events = stage_events.select(
         person_id=_.person_id.cast("string"),
-        stage=_.stage.cast("string").strip(),
+        stage=strip_text(_.stage.cast("string")),
         entered_at=_.entered_at,
     ).filter(_.person_id.notnull(), _.entered_at.notnull())
     timeline = events.group_by("person_id").aggregate(

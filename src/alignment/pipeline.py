@@ -1,14 +1,20 @@
 """Run a quarter's studies with Papermill, render the report and publish it atomically.
 
 ``build_report`` does, in order: check the params (every notebook exists, the quarter lies in
-the data) and validate the data, before anything runs; run the study notebooks in parallel
-(2 workers: PITFALLS.md) with their parameters injected; run the executive summary; render
-HTML and PDF; write ``manifest.json``; then publish. Everything is built in a temporary
+the data, the chosen engine can start) and validate the data, before anything runs; run the
+study notebooks in parallel (2 workers: PITFALLS.md) with their parameters injected; run the
+executive summary; render HTML and PDF; write ``manifest.json``; then publish. Everything is built in a temporary
 folder beside the target and renamed into ``reports/_build/<QUARTER>/`` only when every
 step succeeded, so a failed run never replaces the last good report. A failed build is kept
 as ``reports/_build/<QUARTER>.failed/`` with its executed notebooks, for debugging.
 
 ``pipeline`` runs notebooks and never imports them; notebooks import the study modules.
+
+The ``engine`` of the params (``duckdb`` or ``spark``) is passed to every study notebook as
+its ``engine`` parameter: the notebook opens the data with it (``store.open_data(data_dir,
+engine=engine)``), so the row-level expressions run there and the statistics run locally on
+their small aggregated results. A Spark job that fails mid-report fails its notebook like any
+other error: the build stops and the last good report stays in place.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ KERNEL_NAME = "alignment"
 VERSIONED_PACKAGES = (
     "alignment", "pandas", "numpy", "scipy", "statsmodels", "ibis-framework", "duckdb",
     "pandera", "papermill", "seaborn", "matplotlib", "pypandoc-binary", "typst", "pyarrow",
+    "pyspark",
 )  # fmt: skip
 
 Progress = Callable[[str, str], None]
@@ -194,16 +201,20 @@ def run_studies(
 def check_inputs(params: ReportParams, data_dir: Path) -> None:
     """Refuse to start when a notebook is missing or the data break the contract.
 
-    Every problem is collected into one :class:`ReportInputError`.
+    Every problem is collected into one :class:`ReportInputError`; an engine that cannot
+    start here (``spark`` without pyspark or Java) is refused first, with what to do.
     """
     from alignment import schema
 
+    check_engine(params.engine)
     problems = []
     for name in (*params.studies, SUMMARY_NOTEBOOK):
         if not (notebooks_dir() / f"{name}.ipynb").is_file():
             problems.append(f"study notebook notebooks/{name}.ipynb does not exist")
     if not data_dir.exists():
         problems.append(f"data {data_dir} does not exist")
+    elif params.engine == "spark" and not data_dir.is_dir():
+        problems.append(f"engine spark reads a data folder; {data_dir} is not one")
     if problems:
         raise ReportInputError("; ".join(problems))
     report = schema.validate_folder(data_dir)
@@ -214,6 +225,16 @@ def check_inputs(params: ReportParams, data_dir: Path) -> None:
             f"{data_dir} breaks the data contract: {shown}{more}; run `alignment validate`"
         )
     _check_quarter_in_data(params, data_dir)
+
+
+def check_engine(engine: str) -> None:
+    """Raise :class:`ReportInputError` when ``engine`` cannot run here (one line: what to do)."""
+    from alignment import store
+
+    try:
+        store.check_engine(engine)
+    except store.EngineUnavailable as exc:
+        raise ReportInputError(str(exc)) from None
 
 
 def _check_quarter_in_data(params: ReportParams, data_dir: Path) -> None:
@@ -265,8 +286,9 @@ def build_report(
         }
         started = time.perf_counter()
         studies = run_studies(
-            params.studies, parameters, build_dir, workers=workers, progress=progress
-        )
+            params.studies, {**parameters, "engine": params.engine}, build_dir,
+            workers=workers, progress=progress,
+        )  # fmt: skip
         timings["studies"] = time.perf_counter() - started
         timings.update({f"study:{run.name}": run.seconds for run in studies})
         with _timed(timings, SUMMARY_NOTEBOOK, progress):
@@ -425,6 +447,7 @@ def run_single_study(name: str, parameters: dict[str, Any], out_dir: Path) -> St
     """``alignment run``: one study into ``out_dir`` (built beside it, renamed into place)."""
     if name not in STUDIES:
         raise ReportInputError(f"unknown study {name!r}; known: {', '.join(STUDIES)}")
+    check_engine(str(parameters.get("engine", "duckdb")))
     out_dir = Path(out_dir).resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))

@@ -11,6 +11,12 @@ Study modules take ``ibis.Table`` expressions; this module is the one place that
 - A **.duckdb file** (see :func:`load_into_duckdb`) is opened read-only.
 - Any other **Ibis URL** (``duckdb://``, ``pyspark://``, ``bigquery://``...) goes to
   ``ibis.connect``.
+- ``engine="spark"`` reads a **folder** with Spark instead (Ibis's PySpark backend, the
+  ``spark`` extra): one temporary view per file, typed as the contract says, timestamps in
+  UTC. The session is a local one (:func:`spark_session`), or a remote Spark Connect server
+  when ``SPARK_REMOTE`` is set (``sc://host:15002``; the folder must then be readable by
+  the cluster), or any ``SparkSession`` passed as ``spark=``. Heavy row-level expressions
+  then run on Spark; only their small aggregated results come back to pandas.
 
 The views cast strictly: a value that breaks its type fails the query that reads it. Check a
 folder first with :func:`alignment.schema.validate_folder` (``alignment validate DATA``).
@@ -19,8 +25,11 @@ folder first with :func:`alignment.schema.validate_folder` (``alignment validate
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
+import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +44,38 @@ from alignment import schema
 
 log = logging.getLogger(__name__)
 
+ENGINES: tuple[str, ...] = ("duckdb", "spark")
+"""Engines that read a data folder: embedded DuckDB (the default) or Spark (local or remote)."""
+SPARK_EXTRA_HINT = "install the spark extra: pip install '.[spark]'"
+JAVA_HINT = "set JAVA_HOME to a Java 17 installation (or put `java` on PATH)"
+TS_UTC = "timestamp('UTC', 6)"
 
+
+_EDGE_SPACE = r"^[ \t\n\r\x0B\f]+|[ \t\n\r\x0B\f]+$"
+"""Leading or trailing whitespace, as a regular expression both RE2 (DuckDB) and Java
+(Spark) read the same way."""
+
+
+class EngineUnavailable(RuntimeError):
+    """The chosen engine cannot start here; the message says what to install or set."""
+
+
+def strip_text(value: ir.StringValue) -> ir.StringValue:
+    """``value`` without leading and trailing whitespace (space, tab, CR, LF, VT, FF), the same
+    on every backend.
+
+    Use it instead of Ibis's ``strip()`` in study expressions: on Spark, ibis 12.0.0 emits
+    ``TRIM(' \\t\\n\\r\\v\\f' FROM x)`` and Spark reads ``\\v`` and ``\\f`` as the
+    letters ``v`` and ``f``, so ``strip()`` turns ``"forward"`` into ``"orward"`` and
+    ``"video"`` into ``"ideo"`` there (PITFALLS.md). Null stays null.
+
+    Examples
+    --------
+    >>> t = ibis.memtable({"a": [" forward\t", "video", None]})
+    >>> t.select(a=strip_text(t.a)).a.to_list()
+    ['forward', 'video', None]
+    """
+    return value.re_replace(_EDGE_SPACE, "")
 
 
 @dataclass(frozen=True)
@@ -73,14 +113,28 @@ class Store:
         if not self.has(name):
             detail = f"no {name} table in {self.source}"
             raise schema.DataError(name, None, (), "table_present", detail=detail)
-        return self.con.table(name)
+        table = self.con.table(name)
+        if self.con.name == "pyspark":
+            table = _timestamps_as_utc(table)
+        return table
+
+    @property
+    def engine(self) -> str:
+        """Name of the Ibis backend that runs the queries (``duckdb``, ``pyspark``, ...)."""
+        return str(self.con.name)
 
     def execute(self, expr: ir.Expr, **kwargs: Any) -> Any:
         """Run ``expr`` on this store's connection: a pandas DataFrame, Series or scalar."""
         return self.con.execute(expr, **kwargs)
 
 
-def open_data(source: str | Path, *, backend_url: str | None = None) -> Store:
+def open_data(
+    source: str | Path,
+    *,
+    backend_url: str | None = None,
+    engine: str = "duckdb",
+    spark: Any | None = None,
+) -> Store:
     """Open a folder, a ``.duckdb`` file or an Ibis URL as a :class:`Store`.
 
     Parameters
@@ -93,7 +147,14 @@ def open_data(source: str | Path, *, backend_url: str | None = None) -> Store:
         Only with a folder: run on this Ibis backend instead of embedded DuckDB. Each table
         is read and typed by DuckDB, then created on the backend with ``create_table``
         (materialised; fine for small and medium data; for big data load the tables into
-        the backend yourself and pass its URL as ``source``).
+        the backend yourself and pass its URL as ``source``, or use ``engine="spark"``).
+    engine : {"duckdb", "spark"}, default "duckdb"
+        Only with a folder: ``spark`` reads its files with Spark (nothing materialised; the
+        contract's types applied as Spark casts, strict like DuckDB's) and runs every query
+        there; see :func:`spark_session` for the session used.
+    spark : pyspark.sql.SparkSession, optional
+        With ``engine="spark"``: the session to use (local, cluster or Spark Connect);
+        default :func:`spark_session`.
 
     Returns
     -------
@@ -105,6 +166,10 @@ def open_data(source: str | Path, *, backend_url: str | None = None) -> Store:
         When ``source`` is neither an existing path nor a URL.
     DataError
         When a folder holds two files for one table (``one_file_per_table``).
+    EngineUnavailable
+        ``engine="spark"`` without pyspark installed or without Java (:func:`check_engine`).
+    ValueError
+        An unknown ``engine``, or ``engine="spark"`` with a source that is not a folder.
 
     Examples
     --------
@@ -113,6 +178,15 @@ def open_data(source: str | Path, *, backend_url: str | None = None) -> Store:
     6
     """
     text = str(source)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if engine == "spark":
+        if backend_url is not None or not Path(source).is_dir():
+            raise ValueError(f"engine='spark' needs a data folder as source; got {text!r}")
+        if spark is None:
+            check_engine("spark")
+            spark = spark_session()
+        return _open_folder_on_spark(Path(source), spark)
     if backend_url is not None:
         if not Path(source).is_dir():
             raise ValueError(f"backend_url needs a folder as source; got {text!r}")
@@ -151,6 +225,224 @@ def _open_duckdb_file(path: Path) -> Store:
     con.con.execute("SET TimeZone = 'UTC'")
     schema.disable_progress_bar(con.con)
     return Store(con, _present(con.list_tables()), str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Spark
+
+
+def check_engine(engine: str) -> None:
+    """Raise :class:`EngineUnavailable` when ``engine`` cannot run on this machine.
+
+    DuckDB always can. Spark needs the ``pyspark`` package (the ``spark`` extra) and, for a
+    local session, Java: ``$JAVA_HOME/bin/java`` when ``JAVA_HOME`` is set, else ``java`` on
+    ``PATH`` (what pyspark's launcher runs). With ``SPARK_REMOTE`` set (Spark Connect) no
+    local Java is needed.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if engine == "duckdb":
+        return
+    if importlib.util.find_spec("pyspark") is None:
+        raise EngineUnavailable(f"engine spark: pyspark is not installed; {SPARK_EXTRA_HINT}")
+    if os.environ.get("SPARK_REMOTE"):
+        return
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        java = Path(java_home) / "bin" / "java"
+        if not (java.is_file() and os.access(java, os.X_OK)):
+            raise EngineUnavailable(
+                f"engine spark: JAVA_HOME={java_home} has no bin/java; {JAVA_HINT}"
+            )
+    elif shutil.which("java") is None:
+        raise EngineUnavailable(f"engine spark: no Java found; {JAVA_HINT}")
+
+
+_SPARK_SESSION: Any = None
+
+
+def spark_session(
+    *, master: str = "local[*]", driver_memory: str = "2g", conf: dict[str, str] | None = None
+) -> Any:
+    """The process's Spark session for the studies, created on first use and then reused.
+
+    Parameters
+    ----------
+    master : str, default "local[*]"
+        Spark master of a new local session (ignored when ``SPARK_REMOTE`` is set: pyspark
+        then connects to that Spark Connect server instead).
+    driver_memory : str, default "2g"
+        JVM heap of a new local session (``spark.driver.memory``; only effective before the
+        JVM starts, i.e. for the first session of the process).
+    conf : dict, optional
+        More Spark settings for a new session.
+
+    Returns
+    -------
+    pyspark.sql.SparkSession
+
+    Notes
+    -----
+    A new local session gets ``spark.sql.warehouse.dir`` in a fresh temporary folder (a
+    leftover ``spark-warehouse/`` makes ``create_table`` fail, PITFALLS.md), session time
+    zone UTC, no web UI, few shuffle partitions (adaptive execution coalesces them further)
+    and log level ERROR, so a notebook or the CLI does not fill stderr with JVM warnings.
+    """
+    global _SPARK_SESSION
+    if _SPARK_SESSION is not None and not _session_stopped(_SPARK_SESSION):
+        return _SPARK_SESSION
+    check_engine("spark")
+    from pyspark.sql import SparkSession
+
+    settings = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": str(max(4, 2 * (os.cpu_count() or 1))),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.log.level": "ERROR",
+        "spark.driver.memory": driver_memory,
+        "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="alignment-spark-warehouse-"),
+        **(conf or {}),
+    }
+    builder = SparkSession.builder.appName("alignment")
+    if not os.environ.get("SPARK_REMOTE"):
+        builder = builder.master(master)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    log.info("Spark %s session %s", session.version, os.environ.get("SPARK_REMOTE") or master)
+    _SPARK_SESSION = session
+    return session
+
+
+def _session_stopped(session: Any) -> bool:
+    context = getattr(session, "_sc", None)  # absent on Spark Connect sessions
+    return context is not None and getattr(context, "_jsc", None) is None
+
+
+def _open_folder_on_spark(folder: Path, session: Any) -> Store:
+    """One temporary view per table file, in the contract's types (see :func:`_spark_frame`)."""
+    files = schema.find_table_files(folder)
+    con = ibis.pyspark.connect(session)
+    for table, path in files.items():
+        _spark_frame(session, table, path).createOrReplaceTempView(table)
+    log.info("opened %s on Spark: %s", folder, ", ".join(files))
+    return Store(con, tuple(files), f"{folder} (Spark)")
+
+
+def _spark_frame(session: Any, table: str, path: Path) -> Any:
+    """A Spark DataFrame of one table file in the contract types, e-mails hashed.
+
+    Mirrors :func:`alignment.schema.table_view_sql`: CSV is read with every column as text
+    (header from the file, empty cells null) and cast per the contract; Parquet keeps its
+    types where they already match. Casts are strict under Spark's ANSI mode (the default in
+    Spark 4): a value that breaks its type fails the query that reads it, as in DuckDB.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    kinds = schema.contract_columns(table)
+    if schema.is_empty_file(path):
+        fields = [T.StructField(name, _spark_type(kind)(), True) for name, kind in kinds.items()]
+        return session.createDataFrame([], T.StructType(fields))
+    if path.name.endswith((".csv", ".csv.gz")):
+        frame = session.read.csv(
+            str(path.resolve()), header=True, inferSchema=False, quote='"', escape='"',
+            multiLine=True, nullValue="", emptyValue="",
+        )  # fmt: skip
+    else:
+        frame = session.read.parquet(str(path.resolve()))
+    source_types = {field.name: field.dataType for field in frame.schema.fields}
+    columns = []
+    for name, dtype in source_types.items():
+        if name == "email":
+            if "email_hash" in source_types:
+                continue
+            columns.append(_spark_email_hash(F.col("`email`"), None).alias("email_hash"))
+        elif name == "email_hash" and "email" in source_types:
+            own = _spark_typed(F.col("`email_hash`"), "string", dtype)
+            columns.append(_spark_email_hash(F.col("`email`"), own).alias("email_hash"))
+        elif name in kinds:
+            columns.append(_spark_typed(F.col(f"`{name}`"), kinds[name], dtype).alias(name))
+        else:
+            columns.append(F.col(f"`{name}`"))
+    return frame.select(*columns)
+
+
+def _spark_type(kind: str) -> Any:
+    from pyspark.sql import types as T
+
+    return {
+        "string": T.StringType,
+        "timestamp": T.TimestampType,
+        "date": T.DateType,
+        "float": T.DoubleType,
+        "boolean": T.BooleanType,
+    }[kind]
+
+
+def _spark_typed(col: Any, kind: str, source: Any) -> Any:
+    """One column in its contract type (Spark ``Column``), as ``schema._typed_expr`` does."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    text = isinstance(source, T.StringType)
+    floating = isinstance(source, (T.FloatType, T.DoubleType))
+    numeric = isinstance(source, T.NumericType)
+    blank = F.nullif(F.btrim(col, F.lit(schema._WHITESPACE)), F.lit("")) if text else col
+    if kind == "string":
+        if text:
+            return col
+        if floating:  # 123.0 -> "123", as DuckDB's view writes it
+            whole = col == F.floor(col)
+            return F.when(whole, col.cast("bigint").cast("string")).otherwise(col.cast("string"))
+        return col.cast("string")
+    if kind == "timestamp":
+        return blank.cast("timestamp")
+    if kind == "date":
+        return blank.cast("timestamp").cast("date") if text else col.cast("date")
+    if kind == "float":
+        return blank.cast("double")
+    if kind == "boolean":
+        if isinstance(source, T.BooleanType):
+            return col
+        if text:
+            lowered = F.lower(blank)
+            return (
+                F.when(lowered.isin("true", "1", "yes"), F.lit(True))
+                .when(lowered.isin("false", "0", "no"), F.lit(False))
+                .otherwise(blank.cast("boolean"))
+            )
+        if numeric:
+            return (
+                F.when(col == 1, F.lit(True))
+                .when(col == 0, F.lit(False))
+                .otherwise(col.cast("boolean"))
+            )
+        return col.cast("boolean")
+    raise ValueError(f"unknown column type {kind!r}")
+
+
+def _spark_email_hash(email: Any, own: Any | None) -> Any:
+    """SHA-256 hex of the trimmed, lower-cased address (the file's own hash wins)."""
+    from pyspark.sql import functions as F
+
+    trimmed = F.nullif(F.lower(F.btrim(email, F.lit(schema._WHITESPACE))), F.lit(""))
+    hashed = F.sha2(trimmed, 256)
+    return F.coalesce(own, hashed) if own is not None else hashed
+
+
+def _timestamps_as_utc(table: ir.Table) -> ir.Table:
+    """Spark's TIMESTAMP is an instant shown in the session time zone (UTC here), but Ibis
+    types it as a naive timestamp; retype such columns as UTC so expressions and pandas
+    results match DuckDB's ``TIMESTAMPTZ`` (the cast compiles to a no-op on Spark)."""
+    naive = {
+        name: TS_UTC
+        for name, dtype in table.schema().items()
+        if dtype.is_timestamp() and dtype.timezone is None
+    }
+    return table.cast(naive) if naive else table
 
 
 def _open_folder_on_backend(folder: Path, url: str) -> Store:
