@@ -286,7 +286,9 @@ def spark_session(
     A new local session gets ``spark.sql.warehouse.dir`` in a fresh temporary folder (a
     leftover ``spark-warehouse/`` makes ``create_table`` fail, PITFALLS.md), session time
     zone UTC, no web UI, few shuffle partitions (adaptive execution coalesces them further)
-    and log level ERROR, so a notebook or the CLI does not fill stderr with JVM warnings.
+    and a log4j2 configuration that prints errors only (:data:`SPARK_LOG4J2`), so a notebook or
+    the CLI does not fill stderr with Spark's start-up banner and warnings. The JVM's own
+    "Using incubator modules" line on Java 17 cannot be silenced from here.
     """
     global _SPARK_SESSION
     if _SPARK_SESSION is not None and not _session_stopped(_SPARK_SESSION):
@@ -300,8 +302,8 @@ def spark_session(
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": str(max(4, 2 * (os.cpu_count() or 1))),
         "spark.sql.adaptive.enabled": "true",
-        "spark.log.level": "ERROR",
         "spark.driver.memory": driver_memory,
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={_log4j2_file().as_uri()}",
         "spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="alignment-spark-warehouse-"),
         **(conf or {}),
     }
@@ -314,6 +316,29 @@ def spark_session(
     log.info("Spark %s session %s", session.version, os.environ.get("SPARK_REMOTE") or master)
     _SPARK_SESSION = session
     return session
+
+
+SPARK_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = stderr
+appender.console.type = Console
+appender.console.name = stderr
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark %p %c{1}: %m%n%ex
+logger.repl.name = org.apache.spark.api.python.PythonGatewayServer
+logger.repl.level = error
+"""
+"""Log4j2 settings of a new local session: errors only, one line each, to stderr. The
+``repl.Main`` logger at the root's level stops pyspark's "Setting default log level" notice."""
+
+
+def _log4j2_file() -> Path:
+    """:data:`SPARK_LOG4J2` written to a fresh temporary file (the JVM reads it by URI)."""
+    handle, name = tempfile.mkstemp(prefix="alignment-spark-log4j2-", suffix=".properties")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(SPARK_LOG4J2)
+    return Path(name)
 
 
 def _session_stopped(session: Any) -> bool:
