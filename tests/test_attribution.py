@@ -110,6 +110,49 @@ def subset_game_shapley_brute_force(data: pd.DataFrame) -> dict[str, float]:
     return {p: phi[p] / len(orders) for p in players}
 
 
+def rate_game_shapley_brute_force(data: pd.DataFrame, rate_of_exact_set: bool = False,
+                                  amount: str = "conversions") -> dict[str, float]:
+    """Conversion-rate Shapley credit by enumerating every order of each converting set.
+
+    r(T) = conversions / (conversions + nulls) of the journeys whose channel set is exactly T.
+    Each converting set C splits its ``amount`` (conversions or value) among its channels in
+    proportion to their Shapley values, averaged over all |C|! orders of C's channels, of the
+    game v(S) = sum of r(T) over observed T ⊆ S, or, with ``rate_of_exact_set``, v(S) = r(S)
+    (DP6's ``run_shapley(value_column="conv_rate")``).
+    """
+    sets = [frozenset(c.strip() for c in p.split(">")) for p in data["path"]]
+    won: dict[frozenset, float] = {}
+    seen: dict[frozenset, float] = {}
+    worth: dict[frozenset, float] = {}
+    for s, conv, null, amt in zip(sets, data["conversions"], data["nulls"], data[amount],
+                                  strict=True):
+        won[s] = won.get(s, 0.0) + conv
+        seen[s] = seen.get(s, 0.0) + conv + null
+        worth[s] = worth.get(s, 0.0) + amt
+    rate = {s: won[s] / seen[s] for s in seen if seen[s] > 0}
+
+    def v(coalition: frozenset) -> float:
+        if rate_of_exact_set:
+            return rate.get(coalition, 0.0)
+        return sum(r for t, r in rate.items() if t <= coalition)
+
+    credit = dict.fromkeys(sorted(set().union(*sets)), 0.0)
+    for coalition, conv in won.items():
+        if conv <= 0:
+            continue
+        phi = dict.fromkeys(coalition, 0.0)
+        orders = list(itertools.permutations(sorted(coalition)))
+        for order in orders:
+            before: frozenset = frozenset()
+            for player in order:
+                phi[player] += (v(before | {player}) - v(before)) / len(orders)
+                before = before | {player}
+        total = sum(phi.values())
+        for player, value in phi.items():
+            credit[player] += worth[coalition] * value / total
+    return credit
+
+
 def subset_game_shapley_closed_form(data: pd.DataFrame) -> dict[str, float]:
     """phi_c = sum over paths holding c of conversions / number of distinct channels."""
     phi: dict[str, float] = {}
@@ -252,7 +295,7 @@ def test_shapley_two_channels_by_hand():
     # Reference: hand computation. w({A}) = 10, w({B}) = 4, w({A,B}) = 6.
     # v(A) = 10, v(B) = 4, v(AB) = 20. phi_A = (10 + (20 - 4)) / 2 = 13, phi_B = 7.
     data = frame([("A", 10, 1), ("B", 4, 1), ("A>B", 3, 1), ("B>A>B", 3, 0)])
-    res = at.attribute(data, "shapley")
+    res = at.attribute(data, "shapley", shapley_game="conversions")
     assert_allclose(res.credit[["A", "B"]], [13.0, 7.0], rtol=1e-12)
 
 
@@ -261,30 +304,159 @@ def test_shapley_three_channels_by_hand():
     # split equally among its members. w(A)=6, w(AB)=4, w(ABC)=9, w(BC)=2:
     # A = 6 + 2 + 3 = 11, B = 2 + 3 + 1 = 6, C = 3 + 1 = 4.
     data = frame([("A", 6, 0), ("A>B", 4, 0), ("C>B>A", 9, 0), ("B>C", 2, 5)])
-    res = at.attribute(data, "shapley")
+    res = at.attribute(data, "shapley", shapley_game="conversions")
     assert_allclose(res.credit[["A", "B", "C"]], [11.0, 6.0, 4.0], rtol=1e-12)
+
+
+RATE_HAND = frame([("A", 1, 3, 10.0), ("B", 1, 1, 20.0), ("A>B", 2, 2, 40.0),
+                   ("C>A>B", 3, 1, 90.0), ("C", 0, 4, 0.0)], value=True)
+
+
+@pytest.mark.parametrize("method", ["auto", "exact", "sample"])
+def test_shapley_conversion_rate_game_three_channels_by_hand(method):
+    """Reference: hand computation of the default (conversion-rate) game.
+
+    Rates r(T) = conversions / journeys of the paths whose channel set is exactly T:
+    r(A) = 1/4, r(B) = 1/2, r(AB) = 2/4 = 1/2, r(ABC) = 3/4, r(C) = 0/4 = 0.
+
+    Each converting set C splits its conversions by the Shapley values of the game
+    v(S) = sum of r(T), T ⊆ S, on C's channels; phi_i = sum over T ⊆ C holding i of r(T)/|T|:
+
+    - {A}, 1 conversion: all to A. {B}, 1 conversion: all to B.
+    - {A,B}, 2 conversions: phi_A = 1/4 + 1/4 = 1/2, phi_B = 1/2 + 1/4 = 3/4, v = 5/4;
+      A gets 2 * (1/2) / (5/4) = 0.8, B gets 1.2.
+    - {A,B,C}, 3 conversions: phi_A = 1/4 + 1/4 + 1/4 = 3/4, phi_B = 1/2 + 1/4 + 1/4 = 1,
+      phi_C = 0 + 1/4 = 1/4, v = 2; A gets 9/8, B 3/2, C 3/8.
+
+    Credit: A = 1 + 0.8 + 1.125 = 2.925, B = 1 + 1.2 + 1.5 = 3.7, C = 0.375 (sum 7).
+    Value, split in the same proportions: A = 10 + 40 * 0.4 + 90 * 3/8 = 59.75,
+    B = 20 + 40 * 0.6 + 90 * 1/2 = 89, C = 90 * 1/8 = 11.25 (sum 160).
+    The counts game gives A = 1 + 1 + 1 = 3, B = 3, C = 1: C's four lone journeys that never
+    converted cost it credit only under the rate game.
+
+    Tolerance: 1e-12 for the exact methods; the sampled one within its own 95 % bound.
+    """
+    paths = at.parse_paths(RATE_HAND, value_col="value")
+    res = at.attribute(paths, "shapley", shapley_method=method, n_permutations=4000)
+    expected = pd.Series({"A": 2.925, "B": 3.7, "C": 0.375})
+    if method == "sample":
+        assert (res.credit[expected.index] - expected).abs().le(
+            res.approx_error[expected.index]).all()
+    else:
+        assert res.approx_error is None
+        assert_allclose(res.credit[expected.index], expected, rtol=1e-12)
+        assert_allclose(res.value_credit[["A", "B", "C"]], [59.75, 89.0, 11.25], rtol=1e-12)
+    counts = at.attribute(paths, "shapley", shapley_game="conversions")
+    assert_allclose(counts.credit[["A", "B", "C"]], [3.0, 3.0, 1.0], rtol=1e-12)
+
+
+def test_shapley_rate_game_takes_credit_from_a_channel_whose_journeys_fail():
+    # Reference: hand computation and the counts game, which ignores nulls. RATE_HAND with
+    # C's lone path converting once in 1 + n journeys: r(C) = 1 / (1 + n). The counts game
+    # gives C its lone conversion plus a third of w(ABC) = 3: 2, whatever n. The rate game
+    # gives C 1 + 3 * phi_C / v(ABC) with phi_C = r(C) + r(ABC)/3 = r(C) + 1/4 and
+    # v(ABC) = 2 + r(C): 1 + 3 * 1.25 / 3 = 2.25 for n = 0, and less as n grows
+    # (n = 10: 1 + 3 * (1/11 + 1/4) / (2 + 1/11) = 1.48913...). Tolerance 1e-12.
+    def with_c(n: int) -> pd.DataFrame:
+        lone_c = RATE_HAND["path"] == "C"
+        return RATE_HAND.assign(conversions=RATE_HAND["conversions"].where(~lone_c, 1),
+                                nulls=RATE_HAND["nulls"].where(~lone_c, n))
+
+    credit = []
+    for n in (0, 10, 100, 1000):
+        rate = at.attribute(with_c(n), "shapley").credit
+        counts = at.attribute(with_c(n), "shapley", shapley_game="conversions").credit
+        assert_allclose(counts[["A", "B", "C"]], [3.0, 3.0, 2.0], rtol=1e-12)
+        assert_allclose(rate.sum(), 8.0, rtol=1e-12)
+        credit.append(rate["C"])
+    r = 1 / 11
+    assert_allclose(credit[:2], [2.25, 1 + 3 * (r + 0.25) / (2 + r)], rtol=1e-12)
+    assert credit[0] > 2.0 > credit[1] > credit[2] > credit[3] > 1.0
 
 
 def test_shapley_exact_matches_brute_force_permutations():
     # Reference: subset_game_shapley_brute_force, all 4! orders. Tolerance 1e-9.
     ref = subset_game_shapley_brute_force(MIXED)
-    res = at.attribute(MIXED, "shapley", shapley_method="exact")
+    res = at.attribute(MIXED, "shapley", shapley_method="exact", shapley_game="conversions")
     assert_allclose(res.credit[list(ref)], list(ref.values()), rtol=1e-9)
 
 
-def test_shapley_sampling_beyond_fifteen_channels_is_within_its_bound():
-    # Reference: the closed form sum of w(T)/|T| (exact for this game). Tolerance: the
-    # result's own 95 % Hoeffding bound (seeded, so deterministic).
+@pytest.mark.parametrize("method", ["auto", "exact"])
+def test_shapley_rate_game_matches_brute_force_permutations(method):
+    # Reference: rate_game_shapley_brute_force, all orders of each converting set.
+    # Tolerance 1e-9 (float noise of a few hundred additions).
+    data = MIXED.assign(value=MIXED["conversions"] * np.arange(1.0, 11.0))
+    paths = at.parse_paths(data, value_col="value")
+    res = at.attribute(paths, "shapley", shapley_method=method)
+    ref = rate_game_shapley_brute_force(data)
+    assert_allclose(res.credit[list(ref)], list(ref.values()), rtol=1e-9)
+    ref_value = rate_game_shapley_brute_force(data, amount="value")
+    assert_allclose(res.value_credit[list(ref_value)], list(ref_value.values()), rtol=1e-9)
+
+
+def test_shapley_rate_game_against_dp6_on_the_reference_paths():
+    """Reference: DP6 mam 2.1.1 ``run_shapley(value_column="conv_rate")`` on the 4-channel
+    table of tests/results/attribution_reference.json (make_attribution_reference.py).
+
+    DP6 splits each converting set's conversions by the Shapley values of v(S) = r(S), the
+    rate of exactly S; ours by v(S) = sum of r(T) over T ⊆ S. The brute-force reference with
+    ``rate_of_exact_set=True`` must reproduce DP6's numbers (1e-9: both are exact enumeration
+    in floating point), which pins down the one documented difference; with the default it
+    must reproduce ours (1e-9). The two games rank the four channels alike.
+    """
+    ref = json.loads((RESULTS / "attribution_reference.json").read_text())
+    data = pd.DataFrame(ref["paths"])
+    dp6 = pd.Series(ref["dp6_mam_2.1.1_shapley_conv_rate"])
+    dp6_again = pd.Series(rate_game_shapley_brute_force(data, rate_of_exact_set=True))
+    assert_allclose(dp6_again[dp6.index], dp6, rtol=1e-9)
+    ours = at.attribute(data, "shapley").credit
+    mine = pd.Series(rate_game_shapley_brute_force(data))
+    assert_allclose(ours[mine.index], mine, rtol=1e-9)
+    assert list(ours.sort_values().index) == list(dp6.sort_values().index)
+    assert_allclose(ours.sum(), dp6.sum(), rtol=1e-9)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.lists(
+    st.tuples(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=1, max_size=4),
+              st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=8))
+def test_shapley_rate_closed_form_equals_permutation_enumeration(data):
+    # Reference: rate_game_shapley_brute_force (itertools over every order of each
+    # converting set), on random games of up to 4 channels. Tolerance 1e-9.
+    table = frame([(">".join(path), conv, null) for path, conv, null in data])
+    if table["conversions"].sum() == 0:
+        return
+    ref = pd.Series(rate_game_shapley_brute_force(table))
+    res = at.attribute(table, "shapley").credit
+    assert_allclose(res[ref.index], ref, rtol=1e-9, atol=1e-12)
+    enumerated = at.attribute(table, "shapley", shapley_method="exact").credit
+    assert_allclose(enumerated[ref.index], ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("game", at.SHAPLEY_GAMES)
+def test_shapley_sampling_beyond_fifteen_channels_is_within_its_bound(game):
+    # Reference: the closed form (exact for either game: the counts game by
+    # subset_game_shapley_closed_form, the rate game by its "auto" method, checked against
+    # enumeration above). Tolerance: the result's own 95 % Hoeffding bound (seeded).
     rng = np.random.default_rng(3)
     names = [f"ch{i:02d}" for i in range(18)]
     rows = [(">".join(rng.choice(names, size=rng.integers(1, 6))), int(rng.integers(0, 20)), 5)
             for _ in range(300)]
     data = frame(rows)
-    res = at.attribute(data, "shapley", shapley_method="sample", n_permutations=500, seed=1)
-    ref = pd.Series(subset_game_shapley_closed_form(data))
+    res = at.attribute(data, "shapley", shapley_method="sample", n_permutations=500, seed=1,
+                       shapley_game=game)
+    if game == "conversions":
+        ref = pd.Series(subset_game_shapley_closed_form(data))
+    else:
+        ref = at.attribute(data, "shapley").credit
     assert res.approx_error is not None
     assert (res.credit[ref.index] - ref).abs().le(res.approx_error[ref.index]).all()
     assert_allclose(res.credit.sum(), data["conversions"].sum(), rtol=1e-12)
+
+
+def test_shapley_rejects_an_unknown_game():
+    with pytest.raises(ValueError, match="shapley_game"):
+        at.attribute(HAND, "shapley", shapley_game="rates")
 
 
 def test_shapley_exact_refuses_more_than_fifteen_channels():
@@ -494,9 +666,11 @@ ALL = [*at.RULE_MODELS, "markov", "shapley"]
 
 
 @FAST
-@given(data=path_tables(), model=st.sampled_from(ALL), order=st.integers(1, 3))
-def test_credit_sums_to_conversions_and_value(data, model, order):
-    res = at.attribute(at.parse_paths(data, value_col="value"), model, order=order)
+@given(data=path_tables(), model=st.sampled_from(ALL), order=st.integers(1, 3),
+       game=st.sampled_from(at.SHAPLEY_GAMES))
+def test_credit_sums_to_conversions_and_value(data, model, order, game):
+    res = at.attribute(at.parse_paths(data, value_col="value"), model, order=order,
+                       shapley_game=game)
     total = data["conversions"].sum()
     if total == 0:
         assert (res.credit == 0).all()
@@ -630,14 +804,72 @@ def test_default_shapley_closed_form_equals_subset_enumeration_and_scales_past_1
     paths = [">".join(rng.choice(channels, rng.integers(1, 5))) for _ in range(300)]
     frame = pd.DataFrame({"path": paths, "conversions": rng.integers(0, 5, 300), "nulls": 3})
     parsed = at.parse_paths(frame)
-    closed = at.attribute(parsed, "shapley")
-    enumerated = at.attribute(parsed, "shapley", shapley_method="exact")
+    closed = at.attribute(parsed, "shapley", shapley_game="conversions")
+    enumerated = at.attribute(parsed, "shapley", shapley_method="exact",
+                              shapley_game="conversions")
     np.testing.assert_allclose(closed.credit.to_numpy(), enumerated.credit.to_numpy(), rtol=1e-10)
     wide = [f"w{i}" for i in range(40)]
     many = pd.DataFrame(
         {"path": [">".join(rng.choice(wide, 3)) for _ in range(500)], "conversions": 1, "nulls": 1}
     )
-    result = at.attribute(at.parse_paths(many), "shapley")
+    result = at.attribute(at.parse_paths(many), "shapley", shapley_game="conversions")
     ref = pd.Series(subset_game_shapley_closed_form(many))
     assert_allclose(result.credit[ref.index], ref, rtol=1e-10)
     assert abs(result.credit.sum() - 500) < 1e-9
+
+
+def test_shapley_rate_game_past_62_channels_matches_brute_force():
+    # Above 62 channels the subsets T ⊆ C are found by a sparse product instead of bitmasks.
+    # Reference: rate_game_shapley_brute_force (paths of at most 3 channels, so at most 3!
+    # orders each). Tolerance 1e-9.
+    rng = np.random.default_rng(8)
+    names = [f"w{i:02d}" for i in range(70)]
+    rows = [(">".join(rng.choice(names, rng.integers(1, 4))), int(rng.integers(0, 4)),
+             int(rng.integers(0, 6))) for _ in range(400)]
+    rows += [(name, 1, 3) for name in names]  # every channel alone, so all 70 are seen
+    data = frame(rows)
+    ref = pd.Series(rate_game_shapley_brute_force(data))
+    res = at.attribute(data, "shapley").credit
+    assert len(res) == 70
+    assert_allclose(res[ref.index], ref, rtol=1e-9)
+
+
+def test_share_intervals_table_brackets_each_data_driven_share():
+    # Reference: AttributionResult.conf_int(kind="share") of the same bootstrap draws; the
+    # percentile interval of MIXED's shares (200 replicates) contains the point estimate for
+    # both data-driven models (as in test_bootstrap_interval_contains_estimate_on_fixed_data).
+    from datetime import UTC, datetime
+
+    paths = at.parse_paths(MIXED)
+    results = {"linear": at.attribute(paths, "linear"),
+               "markov": at.bootstrap(paths, "markov", n_boot=200, seed=3),
+               "shapley": at.bootstrap(paths, "shapley", n_boot=200, seed=3)}
+    journeys = at.JourneyAttribution(
+        results=results, paths=paths,
+        channels=pd.DataFrame({"channel": paths.channels, "n_touches": 1, "n_sales_touches": 0,
+                               "is_sales_channel": False}),
+        n_converting=int(MIXED["conversions"].sum()), n_null=int(MIXED["nulls"].sum()),
+        n_converting_without_touch=0, unit="person", start_at=datetime(2026, 7, 1, tzinfo=UTC),
+        end_at=datetime(2026, 10, 1, tzinfo=UTC), conversion_event="SQL", lookback_days=90,
+        half_life_days=7.0, n_boot=200,
+    )
+    table = journeys.share_intervals()
+    assert list(table.columns) == ["channel", "markov_share", "markov_share_low",
+                                   "markov_share_high", "shapley_share", "shapley_share_low",
+                                   "shapley_share_high"]
+    assert table["markov_share"].is_monotonic_decreasing
+    for model in ("markov", "shapley"):
+        got = table.set_index("channel")
+        ci = results[model].conf_int(kind="share")
+        assert_allclose(got[f"{model}_share_low"], ci["low"][got.index], rtol=1e-12)
+        assert_allclose(got[f"{model}_share_high"], ci["high"][got.index], rtol=1e-12)
+        assert (got[f"{model}_share_low"] <= got[f"{model}_share"]).all()
+        assert (got[f"{model}_share"] <= got[f"{model}_share_high"]).all()
+    shown = at.format_share_intervals(table)
+    assert list(shown.columns) == ["channel", "Markov share (95 % interval)",
+                                   "Shapley share (95 % interval)"]
+    first = table.iloc[0]
+    assert shown.iloc[0, 1] == (f"{100 * first.markov_share:.1f} % "
+                                f"({100 * first.markov_share_low:.1f}–"
+                                f"{100 * first.markov_share_high:.1f} %)")
+    assert journeys.share_intervals(models=["linear"])["linear_share_low"].isna().all()

@@ -148,6 +148,32 @@ def test_revenue_credit_of_linear_and_markov_shares_the_won_revenue() -> None:
     assert revenue["markov"].to_dict() == pytest.approx({"email": 400.0, "webinar": 800.0})
 
 
+@pytest.mark.parametrize(("game", "credit", "value"), [
+    ("conversion_rate", {"email": 0.25, "webinar": 1.75}, {"email": 225.0, "webinar": 975.0}),
+    ("conversions", {"email": 0.5, "webinar": 1.5}, {"email": 450.0, "webinar": 750.0}),
+])
+def test_shapley_game_comes_from_the_params(game, credit, value) -> None:
+    # Reference, by hand. Paths: email > webinar converts (900), email null, webinar converts
+    # (300). Rates: r(EW) = 1, r(E) = 0, r(W) = 1. Conversion-rate game: {E, W} splits its
+    # conversion by phi_E = 0 + 1/2, phi_W = 1 + 1/2 (v = 2): 1/4 and 3/4 of 1 and of 900;
+    # {W} keeps its own. Conversions game: w(EW) = 1 split in halves, w(W) = 1.
+    data = tables(
+        [
+            ("t1", "p1", "2026-07-02", "email", False),
+            ("t2", "p1", "2026-07-04", "webinar", False),
+            ("t3", "p2", "2026-07-03", "email", False),
+            ("t4", "p3", "2026-07-05", "webinar", False),
+        ],
+        [("p1", "2026-07-10"), ("p3", "2026-07-12")],
+        opps=[("o1", "a1", "2026-07-20", True, 900.0), ("o2", "a2", "2026-07-25", True, 300.0)],
+        members=[("o1", "p1"), ("o2", "p3")],
+    )
+    params = AttributionParams(**{**PERSON.model_dump(), "shapley_game": game})
+    result = run(data, models=("shapley",), params=params, n_boot=0)
+    assert result.results["shapley"].credit.to_dict() == pytest.approx(credit, rel=1e-12)
+    assert result.results["shapley"].value_credit.to_dict() == pytest.approx(value, rel=1e-12)
+
+
 def test_person_journeys_without_opportunity_people_carry_no_revenue() -> None:
     data = tables(
         [("t1", "p1", "2026-07-02", "email", False)],
@@ -257,11 +283,14 @@ def test_data_driven_models_rank_effective_channels_above_useless_ones(
     # Reference: ground_truth.json, seed 7, small scale. Effective: the three largest planted
     # incremental effects (events, webinar, sales_meeting: P(SQL) +0.13 to +0.30); useless:
     # effect 0 (display, paid_social). Markov and Shapley credit a channel in proportion to
-    # the converting journeys it takes part in, not to its lift per exposed person, so this is
-    # only true where lift outweighs reach: it holds for the top three (checked by hand on
-    # seeds 1-8 small and seed 7 medium: smallest effective share 0.047-0.079, largest useless
-    # 0.013-0.031), but not for the fourth, partner_referral (+0.10, seen by few people),
-    # which Markov ranks below paid_social on every one of those seeds.
+    # the converting journeys it takes part in (Shapley weighting each channel combination's
+    # share by the conversion rates of its sub-combinations), not to its lift per exposed
+    # person, so this is only true where lift outweighs reach: it holds for the top three
+    # (checked by hand on seeds 1-8 small and seed 7 medium with the conversions game:
+    # smallest effective share 0.047-0.079, largest useless 0.013-0.031; seed 7 small with
+    # the conversion-rate game: 0.042 against 0.005), but not for the fourth,
+    # partner_referral (+0.10, seen by few people), which Markov ranks below paid_social on
+    # every one of those seeds.
     effective, useless = planted(truth)
     share = demo_result.results[model].share
     assert useless, "the demo plants no useless channel"

@@ -37,8 +37,10 @@ full_path     22.5 % each to first, "lead", "opportunity" and last touch, 10 % s
               rest; without stages lead and opportunity are the touches at the positions
               ``round((L - 1) / 3) + 1`` and ``round(2 (L - 1) / 3) + 1`` (halves round up)
 markov        removal effects of an absorbing Markov chain of order k (Anderl et al. 2016)
-shapley       Shapley values of the coalition game "conversions the channels of S could have
-              produced alone" (Zhao et al. 2018, simplified Shapley)
+shapley       each converting channel set splits its conversions among its channels by their
+              Shapley values in the game whose worths are the conversion rates of the
+              journeys (converting or not) that used each subset; ``shapley_game=
+              "conversions"``: Zhao et al.'s simplified Shapley on conversion counts
 ============  ==========================================================================
 
 Short paths of the position models (HubSpot and Marketo Measure conventions): a path of one
@@ -106,6 +108,8 @@ _ANCHORS: dict[str, tuple[tuple[float, ...], float]] = {
     "full_path": ((0.225, 0.225, 0.225, 0.225), 0.1),
 }
 EXACT_SHAPLEY_MAX_CHANNELS = 15
+#: Shapley games: worth of a channel set = its journeys' conversion rate (default), or count
+SHAPLEY_GAMES: tuple[str, ...] = ("conversion_rate", "conversions")
 #: Markov chains with more transient states than this are solved by a checked iteration, not LU
 DIRECT_MAX_STATES = 2500
 #: largest accepted error bound of an iterated solution, relative to its largest entry
@@ -481,6 +485,7 @@ def attribute(
     *,
     half_life_steps: float = 1.0,
     shapley_method: Literal["auto", "exact", "sample"] = "auto",
+    shapley_game: Literal["conversion_rate", "conversions"] = "conversion_rate",
     n_permutations: int = 2000,
     seed: int = 0,
 ) -> AttributionResult:
@@ -500,8 +505,12 @@ def attribute(
         Shapley only. "exact" enumerates all coalitions (at most
         :data:`EXACT_SHAPLEY_MAX_CHANNELS` channels); "sample" averages marginal contributions
         over ``n_permutations`` random channel orders; "auto" (default) uses the closed form
-        phi_i = sum of w(T)/|T| over the channel sets T containing i, exact for any number of
-        channels ("exact" and "sample" remain as cross-checks).
+        phi_i = sum of worth(T)/|T| over the channel sets T containing i (unanimity games),
+        exact for any number of channels ("exact" and "sample" remain as cross-checks).
+    shapley_game : {"conversion_rate", "conversions"}, default "conversion_rate"
+        Shapley only: the worth of a channel set is the conversion rate of the journeys that
+        used exactly that set (converting and not), or their conversions (Zhao et al.'s
+        simplified Shapley, which ignores the non-converting journeys). See Notes.
     n_permutations : int, default 2000
         Shapley sampling only.
     seed : int, default 0
@@ -536,21 +545,46 @@ def attribute(
     Repeated consecutive states (A > A) are self-loops, which do not change absorption
     probabilities; they are dropped.
 
-    Shapley: the worth ``w(T)`` of a channel set T is the conversions of the paths whose set of
-    channels is exactly T; the coalition value is ``v(S) = sum of w(T) over T ⊆ S``, the
-    conversions S could produce on its own (Zhao et al. 2018; DP6's "conversion value of a
-    coalition"). Order and repetition within a path are ignored. Because v is a sum of
-    unanimity games, the exact value also equals ``sum of w(T) / |T|`` over the sets T holding
-    the channel (the tests use this as an independent reference). The sampled estimate is
-    unbiased, credits exactly the total for every permutation, and its per-channel error is
-    below ``C_c * sqrt(ln(2 / 0.05) / (2 n_permutations))`` with 95 % probability (Hoeffding),
-    where ``C_c`` is the conversions of the paths containing c: stored in ``approx_error``.
+    Shapley (order and repetition within a path are ignored; a path's channel set is its
+    coalition). Default game, ``shapley_game="conversion_rate"``: the worth ``r(T)`` of a set T
+    is the conversion rate of the journeys whose channel set is exactly T, conversions over
+    conversions plus nulls, so the non-converting journeys count. The conversions of each
+    converting set C are split among C's channels in proportion to their Shapley values in the
+    game ``v(S) = sum of r(T) over observed T ⊆ S`` on C's channels; value credit splits C's
+    value in the same proportions. Credit therefore sums to the conversions (and value) by
+    construction. v is a sum of unanimity games, so C's Shapley values are
+    ``phi_i = sum of r(T) / |T|`` over the observed ``T ⊆ C`` holding i, exact for any number
+    of channels: credit_i = ``sum over T ∋ i of r(T) / |T| * s(T)`` with ``s(T) = sum of
+    conversions(C) / v(C)`` over converting C ⊇ T. A channel whose journeys often fail lowers
+    the rate of every set holding it and so takes a smaller part of the shared conversions.
+    Like DP6's ``run_shapley(value_column="conv_rate")`` the split is per converting set and
+    rescaled to its conversions (a single game over all channels, rescaled once, would credit
+    a rare set with a high rate as much as a common one); unlike DP6, whose coalition value is
+    the rate of exactly S (so channels can get negative credit), v(S) sums the rates of the
+    subsets of S (Zhao et al.'s construction), which keeps every credit non-negative.
+
+    ``shapley_game="conversions"``: the worth ``w(T)`` is the conversions of the paths whose
+    channel set is exactly T and ``v(S) = sum of w(T) over T ⊆ S`` over all channels, the
+    conversions S could produce on its own (Zhao et al. 2018, "simplified Shapley"); the exact
+    value is ``sum of w(T) / |T|`` over the sets T holding the channel. Non-converting journeys
+    play no part.
+
+    "exact" evaluates the Shapley formula over all coalitions (for the default game, over the
+    2^|C| subsets of each converting set C); "sample" replaces ``1 / |T|`` by the fraction of
+    ``n_permutations`` random channel orders in which the channel comes last among T's
+    members (Castro et al. 2009). The sampled estimate is unbiased, credits exactly the total
+    for every permutation, and its per-channel error is below
+    ``R_c * sqrt(ln(2 / 0.05) / (2 n_permutations))`` with 95 % probability (Hoeffding), where
+    ``R_c`` bounds the credit one order can give c (the conversions of the paths containing c
+    for the counts game; ``sum over T ∋ c of r(T) s(T)`` for the rate game): stored in
+    ``approx_error``.
 
     References
     ----------
     .. [1] Anderl et al. (2016), IJRM 33(3): removal effects of higher-order Markov chains.
     .. [2] Zhao et al. (2018), arXiv:1804.05327: simplified Shapley value.
     .. [3] Castro et al. (2009): Shapley value by sampling permutations.
+    .. [4] DP6, marketing-attribution-models 2.1.1, ``MAM.run_shapley`` (conv_rate game).
 
     Examples
     --------
@@ -562,7 +596,7 @@ def attribute(
     paths = _as_paths(paths)
     model = _check_model(model)
     evaluate = _prepare(
-        paths, model, order, half_life_steps, shapley_method, n_permutations, seed
+        paths, model, order, half_life_steps, shapley_method, n_permutations, seed, shapley_game
     )
     credit, value_credit, extras = evaluate(paths.conversions, paths.nulls, paths.value)
     return _result(paths, model, order, credit, value_credit, extras)
@@ -779,7 +813,7 @@ def _check_model(model: str) -> str:
 
 
 def _prepare_options(options: dict[str, object], seed: int) -> dict[str, object]:
-    allowed = {"half_life_steps", "shapley_method", "n_permutations"}
+    allowed = {"half_life_steps", "shapley_method", "shapley_game", "n_permutations"}
     unknown = set(options).difference(allowed)
     if unknown:
         raise TypeError(f"unknown options: {', '.join(sorted(unknown))}")
@@ -794,12 +828,13 @@ def _prepare(
     shapley_method: str = "auto",
     n_permutations: int = 2000,
     seed: int = 0,
+    shapley_game: str = "conversion_rate",
 ) -> _Evaluator:
     """Encode what does not depend on the counts once; return the model as a function of them."""
     if model == "markov":
         return _prepare_markov(paths, order)
     if model == "shapley":
-        return _prepare_shapley(paths, shapley_method, n_permutations, seed)
+        return _prepare_shapley(paths, shapley_method, n_permutations, seed, shapley_game)
     return _prepare_rule(paths, model, half_life_steps)
 
 
@@ -1156,17 +1191,23 @@ def _normalise(effects: np.ndarray | None, total: float) -> np.ndarray:
 
 
 def _prepare_shapley(
-    paths: Paths, method: str, n_permutations: int, seed: int
+    paths: Paths, method: str, n_permutations: int, seed: int,
+    game: str = "conversion_rate",
 ) -> _Evaluator:
     n_channels = len(paths.channels)
     if method not in ("auto", "exact", "sample"):
         raise ValueError(f"shapley_method must be 'auto', 'exact' or 'sample', got {method!r}")
+    if game not in SHAPLEY_GAMES:
+        raise ValueError(f"shapley_game must be one of {', '.join(SHAPLEY_GAMES)}, got {game!r}")
     if method == "exact" and n_channels > EXACT_SHAPLEY_MAX_CHANNELS:
         raise ValueError(f"shapley_method='exact' handles at most {EXACT_SHAPLEY_MAX_CHANNELS} "
                          f"channels, the data have {n_channels}; use 'sample'")
     if method == "sample" and n_permutations < 2:
         raise ValueError(f"n_permutations must be at least 2, got {n_permutations}")
     coalition_of_path, members, member_offsets, masks = _coalitions(paths)
+    if game == "conversion_rate":
+        return _prepare_rate_shapley(paths, method, n_permutations, seed, coalition_of_path,
+                                     members, member_offsets, masks)
     n_coalitions = len(member_offsets) - 1
     if method == "auto":  # exact for any number of channels, in one pass over the coalitions
         solve = _unanimity_solver(members, member_offsets, n_channels)
@@ -1184,6 +1225,204 @@ def _prepare_shapley(
         phi, error = solve(np.column_stack(worth))
         extras = {} if error is None else {"approx_error": error}
         return phi[:, 0], (phi[:, 1] if value is not None else None), extras
+
+    return evaluate
+
+
+def _prepare_rate_shapley(
+    paths: Paths,
+    method: str,
+    n_permutations: int,
+    seed: int,
+    coalition_of_path: np.ndarray,
+    members: np.ndarray,
+    member_offsets: np.ndarray,
+    masks: np.ndarray | None,
+) -> _Evaluator:
+    """The conversion-rate game: each converting channel set C splits its conversions (and
+    value) among its channels in proportion to their Shapley values in the game on C's
+    channels whose worths are the conversion rates r(T) of the observed sets T ⊆ C.
+
+    With ``s(T) = sum over converting C ⊇ T of conversions(C) / v(C)`` and
+    ``v(C) = sum over T ⊆ C of r(T)``, channel i gets ``sum over T ∋ i of r(T) a_i(T) s(T)``,
+    where ``a_i(T)`` is the fraction of T's worth that goes to i: ``1/|T|`` exactly
+    (unanimity games), or the fraction of sampled orders in which i is T's last member.
+    """
+    n_channels = len(paths.channels)
+    n_coalitions = len(member_offsets) - 1
+    sizes = np.diff(member_offsets)
+    owner = np.repeat(np.arange(n_coalitions), sizes)
+    # a coalition without observed conversions draws none in a bootstrap replicate either
+    observed = np.bincount(coalition_of_path, weights=paths.conversions, minlength=n_coalitions)
+    targets = np.flatnonzero(observed > 0)
+    pair_c, pair_t = _subset_pairs(members, member_offsets, masks, targets)
+
+    def rates_of(conv: np.ndarray, nulls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        won = np.bincount(coalition_of_path, weights=conv, minlength=n_coalitions)
+        seen = won + np.bincount(coalition_of_path, weights=nulls, minlength=n_coalitions)
+        rate = np.divide(won, seen, out=np.zeros(n_coalitions), where=seen > 0)
+        return won, rate
+
+    def per_unit_worth(amount: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.divide(amount, v, out=np.zeros(n_coalitions), where=v > 0)
+
+    if method == "exact":
+        return _rate_shapley_by_enumeration(masks, members, member_offsets, targets, n_channels,
+                                            coalition_of_path, rates_of)
+    if method == "sample":
+        fraction = _last_member_fraction(members, member_offsets, n_channels, n_permutations,
+                                         seed)
+    else:
+        fraction = 1.0 / sizes[owner] if len(owner) else np.zeros(0)
+    half_width = math.sqrt(math.log(2 / 0.05) / (2 * n_permutations))
+
+    def evaluate(
+        conv: np.ndarray, nulls: np.ndarray, value: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        won, rate = rates_of(conv, nulls)
+        v = np.bincount(pair_c, weights=rate[pair_t], minlength=n_coalitions)  # v(C)
+
+        def credit_of(amount: np.ndarray) -> np.ndarray:
+            s = np.bincount(pair_t, weights=per_unit_worth(amount, v)[pair_c],
+                            minlength=n_coalitions)
+            return np.bincount(members, weights=(rate * s)[owner] * fraction,
+                               minlength=n_channels)
+
+        credit = credit_of(won)
+        value_credit = None
+        if value is not None:
+            value_credit = credit_of(np.bincount(coalition_of_path, weights=value,
+                                                 minlength=n_coalitions))
+        extras: dict[str, np.ndarray] = {}
+        if method == "sample":  # each sampled order's credit of i lies in [0, range_i]
+            s = np.bincount(pair_t, weights=per_unit_worth(won, v)[pair_c],
+                            minlength=n_coalitions)
+            reach = np.bincount(members, weights=(rate * s)[owner], minlength=n_channels)
+            extras["approx_error"] = reach * half_width
+        return credit, value_credit, extras
+
+    return evaluate
+
+
+def _subset_pairs(
+    members: np.ndarray, member_offsets: np.ndarray, masks: np.ndarray | None,
+    targets: np.ndarray, max_cells: int = 4_000_000,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (C, T) of coalitions with C in ``targets`` and T ⊆ C, as two index arrays.
+
+    Bitmask comparison for at most 62 channels; otherwise a sparse product of the coalitions'
+    channel-incidence matrix (T ⊆ C when they share |T| channels). Chunked over ``targets``.
+    """
+    n_coalitions = len(member_offsets) - 1
+    chunk = max(1, max_cells // max(n_coalitions, 1))
+    found_c, found_t = [], []
+    if masks is not None:
+        for start in range(0, len(targets), chunk):
+            part = targets[start:start + chunk]
+            c, t = np.nonzero((masks[None, :] & ~masks[part][:, None]) == 0)
+            found_c.append(part[c])
+            found_t.append(t)
+    else:
+        sizes = np.diff(member_offsets)
+        owner = np.repeat(np.arange(n_coalitions), sizes)
+        n_channels = int(members.max()) + 1 if len(members) else 0
+        incidence = sp.csr_matrix((np.ones(len(members)), (owner, members)),
+                                  shape=(n_coalitions, n_channels))
+        for start in range(0, len(targets), chunk):
+            part = targets[start:start + chunk]
+            shared = (incidence[part] @ incidence.T).tocoo()
+            keep = shared.data == sizes[shared.col]
+            found_c.append(part[shared.row[keep]])
+            found_t.append(shared.col[keep])
+    if not found_c:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(found_c).astype(np.int64), np.concatenate(found_t).astype(np.int64)
+
+
+def _last_member_fraction(
+    members: np.ndarray, member_offsets: np.ndarray, n_channels: int, n_permutations: int,
+    seed: int, max_cells: int = 5_000_000,
+) -> np.ndarray:
+    """For each member entry (T, i): the fraction of random channel orders in which i comes
+    last among T's members (Castro et al. 2009); its expectation is 1/|T|."""
+    n_coalitions = len(member_offsets) - 1
+    if len(members) == 0:
+        return np.zeros(0)
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(n_coalitions * n_channels)
+    chunk = int(max(1, min(256, max_cells // len(members))))
+    done = 0
+    while done < n_permutations:
+        m = min(chunk, n_permutations - done)
+        ranks = rng.permuted(np.tile(np.arange(n_channels), (m, 1)), axis=1)
+        key = ranks[:, members] * n_channels + members  # the largest rank wins
+        winner = np.maximum.reduceat(key, member_offsets[:-1], axis=1) % n_channels
+        cell = np.arange(n_coalitions) * n_channels + winner  # (m, n_coalitions)
+        counts += np.bincount(cell.ravel(), minlength=n_coalitions * n_channels)
+        done += m
+    owner = np.repeat(np.arange(n_coalitions), np.diff(member_offsets))
+    return counts[owner * n_channels + members] / n_permutations
+
+
+def _rate_shapley_by_enumeration(
+    masks: np.ndarray | None,
+    members: np.ndarray,
+    member_offsets: np.ndarray,
+    targets: np.ndarray,
+    n_channels: int,
+    coalition_of_path: np.ndarray,
+    rates_of: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> _Evaluator:
+    """Cross-check of the conversion-rate game: for each converting set C, the Shapley
+    formula summed over all 2^|C| coalitions of its channels, with the coalition values
+    ``v(S) = sum of r(T), T ⊆ S`` from a zeta transform over all 2^n channel sets."""
+    assert masks is not None
+    n_coalitions = len(member_offsets) - 1
+    size = 1 << n_channels
+    by_size: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def layout(k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Local subsets of k players as 0/1 rows, and the Shapley weights: phi = W @ v."""
+        if k not in by_size:
+            has = (np.arange(1 << k)[:, None] >> np.arange(k)) & 1  # (2^k, k)
+            popcount = has.sum(axis=1)
+            weight = np.empty((k, 1 << k))
+            for j in range(k):
+                inside = has[:, j] == 1
+                without = popcount - inside  # size of the coalition without player j
+                coef = np.array([1.0 / (k * math.comb(k - 1, int(x))) for x in range(k)])
+                weight[j] = np.where(inside, 1.0, -1.0) * coef[without]
+            by_size[k] = (has, weight)
+        return by_size[k]
+
+    local = []  # per converting C: (C, its channels, masks of its subsets)
+    for c in targets:
+        players = members[member_offsets[c]:member_offsets[c + 1]]
+        has, _ = layout(len(players))
+        local.append((c, players, has @ (np.int64(1) << players.astype(np.int64))))
+
+    def evaluate(
+        conv: np.ndarray, nulls: np.ndarray, value: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+        won, rate = rates_of(conv, nulls)
+        v = np.zeros(size)
+        np.add.at(v, masks, rate)
+        for bit in range(n_channels):  # zeta transform: v(S) = sum of r(T), T subset of S
+            view = v.reshape(-1, 2, 1 << bit)
+            view[:, 1] += view[:, 0]
+        amounts = [won]
+        if value is not None:
+            amounts.append(np.bincount(coalition_of_path, weights=value,
+                                       minlength=n_coalitions))
+        out = [np.zeros(n_channels) for _ in amounts]
+        for c, players, subset_masks in local:
+            total = v[masks[c]]
+            if total <= 0:
+                continue
+            phi = layout(len(players))[1] @ v[subset_masks]
+            for credit, amount in zip(out, amounts, strict=True):
+                credit[players] += amount[c] * phi / total
+        return out[0], (out[1] if value is not None else None), {}
 
     return evaluate
 
@@ -1336,7 +1575,9 @@ REPORT_MODELS: tuple[str, ...] = (
     "markov",
     "shapley",
 )
-#: models whose credit depends on the non-converting journeys too; they get bootstrap intervals
+#: models whose credit depends on the non-converting journeys too (Markov through its transition
+#: probabilities, Shapley through the conversion rates of its default game); they get bootstrap
+#: intervals
 DATA_DRIVEN_MODELS: tuple[str, ...] = ("markov", "shapley")
 
 
@@ -1492,6 +1733,41 @@ class JourneyAttribution:
             return pd.DataFrame(columns=["model", "channel", "conversions", "share",
                                          "share_low", "share_high"])
         return pd.concat(frames, ignore_index=True)
+
+    def share_intervals(self, alpha: float = 0.05,
+                        models: Sequence[str] | None = None) -> pd.DataFrame:
+        """Each data-driven model's share per channel with its bootstrap interval, side by side.
+
+        Parameters
+        ----------
+        alpha : float, default 0.05
+            1 - coverage of the percentile interval.
+        models : sequence of str, optional
+            Default: the models of :data:`DATA_DRIVEN_MODELS` that were run with bootstrap
+            draws. A model without draws gets NaN bounds.
+
+        Returns
+        -------
+        pd.DataFrame
+            ``channel``, then per model ``<model>_share``, ``<model>_share_low`` and
+            ``<model>_share_high`` (fractions of the credited conversions), ordered by the
+            first model's share, largest first. No rows when no model qualifies.
+            :func:`format_share_intervals` turns it into one text cell per model.
+        """
+        if models is None:
+            models = [m for m in DATA_DRIVEN_MODELS
+                      if m in self.results and self.results[m].draws is not None]
+        chosen = self._chosen(models)
+        if not chosen:
+            return pd.DataFrame(columns=["channel"])
+        out = pd.DataFrame(index=pd.Index(self.paths.channels.astype(object), name="channel"))
+        for name in chosen:
+            tidy = self.summary(alpha, [name]).set_index("channel")
+            out[f"{name}_share"] = tidy["share"].reindex(out.index)
+            out[f"{name}_share_low"] = tidy["share_low"].reindex(out.index)
+            out[f"{name}_share_high"] = tidy["share_high"].reindex(out.index)
+        out = out.sort_values(f"{chosen[0]}_share", ascending=False, kind="stable")
+        return out.reset_index()
 
     def removal_effects(self, alpha: float = 0.05) -> pd.DataFrame:
         """Markov removal effects: ``channel, removal_effect, conversions, share, share_low,
@@ -1654,6 +1930,37 @@ class JourneyAttribution:
         return self.results[model]
 
 
+def format_share_intervals(intervals: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """One readable text cell per model: ``"31.2 % (28.4–34.0 %)"``, share then interval.
+
+    Parameters
+    ----------
+    intervals : pd.DataFrame
+        From :meth:`JourneyAttribution.share_intervals`.
+    alpha : float, default 0.05
+        Only names the coverage in the column headers.
+
+    Returns
+    -------
+    pd.DataFrame
+        ``channel`` and, per model, ``"<Model> share (95 % interval)"``; a missing bound
+        shows the share alone.
+    """
+    coverage = f"{100 * (1 - alpha):g} %"
+    out = intervals[["channel"]].copy()
+    for column in [c for c in intervals.columns if c.endswith("_share")]:
+        name = column.removesuffix("_share")
+        cells = []
+        for share, low, high in zip(intervals[column], intervals[f"{name}_share_low"],
+                                    intervals[f"{name}_share_high"], strict=True):
+            text = "–" if pd.isna(share) else f"{100 * share:.1f} %"
+            if not (pd.isna(low) or pd.isna(high)):
+                text += f" ({100 * low:.1f}–{100 * high:.1f} %)"
+            cells.append(text)
+        out[f"{_model_label(name)} share ({coverage} interval)"] = cells
+    return out
+
+
 def total_variation_distance(credit: pd.Series, truth: pd.Series) -> float:
     """Total variation distance between two credit distributions over channels.
 
@@ -1710,7 +2017,7 @@ def attribute_journeys(
     start_at, end_at : datetime
         The window (usually a quarter), UTC, ``end_at`` excluded.
     params : AttributionParams
-        ``conversion_event``, ``lookback_days``, ``markov_order``,
+        ``conversion_event``, ``lookback_days``, ``markov_order``, ``shapley_game``,
         ``time_decay_half_life_days``, ``bootstrap_replicates`` and (default) ``unit`` and
         ``models``.
     unit : {"person", "account"}, optional
@@ -1774,7 +2081,8 @@ def attribute_journeys(
             results[name] = _time_decay_by_age(ages, paths, params.time_decay_half_life_days,
                                                has_value)
         else:
-            results[name] = _attribute_one(paths, name, params.markov_order, n_boot, seed)
+            results[name] = _attribute_one(paths, name, params.markov_order, n_boot, seed,
+                                           shapley_game=params.shapley_game)
     log.info("attributed %d converting and %d null %s journeys with %d models",
              _whole(counts["n_converting"]), _whole(counts["n_null"]), unit, len(results))
     return JourneyAttribution(
@@ -1812,14 +2120,15 @@ def _execute(expr: Any, con: Any) -> pd.DataFrame:
     return frame.to_frame()
 
 
-def _attribute_one(paths: Paths, model: str, order: int, n_boot: int,
-                   seed: int) -> AttributionResult:
+def _attribute_one(paths: Paths, model: str, order: int, n_boot: int, seed: int,
+                   shapley_game: str = "conversion_rate") -> AttributionResult:
     """One model's credit; data-driven models with bootstrap draws when ``n_boot >= 2``."""
     if paths.n_paths == 0 or paths.conversions.sum() == 0:
         return _empty_result(paths, model, order)
+    options = {"shapley_game": shapley_game} if model == "shapley" else {}
     if model in DATA_DRIVEN_MODELS and n_boot >= 2:
-        return bootstrap(paths, model, order, n_boot=n_boot, seed=seed)
-    return attribute(paths, model, order)
+        return bootstrap(paths, model, order, n_boot=n_boot, seed=seed, **options)
+    return attribute(paths, model, order, **options)
 
 
 def _empty_result(paths: Paths, model: str, order: int) -> AttributionResult:

@@ -11,6 +11,12 @@ Run with an interpreter that has the peers (they are not project dependencies)::
   from a dense fundamental matrix (``np.linalg.inv``), exact up to rounding.
 - ChannelAttribution 2.2.5 ``markov_model(..., order=k, nsim_start=5e6, conv_par=0.002)``:
   credit from simulation, so only close (its median over 10 folds, 0.2 % convergence).
+- DP6 ``mam`` 2.1.1 ``run_shapley(max_size=4, value_column="conv_rate")``: each converting
+  channel set C splits its conversions in proportion to the Shapley values of the game on C's
+  channels with ``v(S)`` = conversion rate of the journeys whose channel set is exactly S
+  (exact enumeration, ``V @ W``). Added later without re-running the simulation above::
+
+      /tmp/peers/bin/python tests/results/make_attribution_reference.py --dp6-shapley-only
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -36,24 +43,45 @@ PATHS = pd.DataFrame(
 )
 
 
-def main() -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
-        import ChannelAttribution as ca
+def dp6_shapley_conv_rate() -> dict[str, float]:
+    """DP6's conversion-rate Shapley credit of PATHS (4 channels, so max_size=4 keeps all)."""
     from mam import MAM
 
-    grouped = pd.concat([
+    mam = MAM(df=_grouped(), format_type="grouped_journey", channels_colname="journey",
+              journey_with_conv_colname="converted", occurrences_colname="occurrences",
+              path_separator=" > ")
+    frame = mam.run_shapley(max_size=4, value_column="conv_rate").to_pandas()
+    return frame.set_index("channels")["attribution"].astype(float).to_dict()
+
+
+def _grouped() -> pd.DataFrame:
+    return pd.concat([
         pd.DataFrame({"journey": PATHS["path"], "converted": True,
                       "occurrences": PATHS["conversions"]}),
         pd.DataFrame({"journey": PATHS["path"], "converted": False,
                       "occurrences": PATHS["nulls"]}),
     ])
-    mam = MAM(df=grouped, format_type="grouped_journey", channels_colname="journey",
+
+
+def main() -> None:
+    target = Path(__file__).with_name("attribution_reference.json")
+    if "--dp6-shapley-only" in sys.argv[1:]:
+        out = json.loads(target.read_text(encoding="utf-8"))
+        out["dp6_mam_2.1.1_shapley_conv_rate"] = dp6_shapley_conv_rate()
+        target.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        import ChannelAttribution as ca
+    from mam import MAM
+
+    mam = MAM(df=_grouped(), format_type="grouped_journey", channels_colname="journey",
               journey_with_conv_colname="converted", occurrences_colname="occurrences",
               path_separator=" > ")
     removal = mam.run_markov(transition_to_same_state=False).metadata["removal_effect"]
     out = {
         "paths": PATHS.to_dict(orient="list"),
         "dp6_mam_2.1.1_removal_effects_order1": removal["removal_effect"].to_dict(),
+        "dp6_mam_2.1.1_shapley_conv_rate": dp6_shapley_conv_rate(),
         "channelattribution_2.2.5_credit": {},
     }
     for k in (1, 2, 3):
@@ -64,7 +92,6 @@ def main() -> None:
         out["channelattribution_2.2.5_credit"][f"order{k}"] = (
             res.set_index("channel_name")["total_conversions"].to_dict()
         )
-    target = Path(__file__).with_name("attribution_reference.json")
     target.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
 
 
