@@ -12,8 +12,8 @@ Two layers, as everywhere in the package:
   :func:`find_unused_assets`, :func:`find_stale_assets`, :func:`find_coverage_gaps`,
   :func:`associate_assets_with_deals`; then :func:`list_unused_and_stale`,
   :func:`summarise_quarters` and :func:`build_asset_kpis` combine them for the report.
-  Statistics (Wilson and Newcombe intervals, quarter-over-quarter change) run on those small
-  pandas frames.
+  Statistics (Wilson and Newcombe intervals, the Mantel-Haenszel risk difference,
+  quarter-over-quarter change) run on those small pandas frames.
 
 Definitions (all timestamps UTC; a quarter is ``[start, end)`` as in
 :class:`alignment.params.Quarter`):
@@ -50,9 +50,10 @@ Definitions (all timestamps UTC; a quarter is ``[start, end)`` as in
   and 10 minutes 1 second starts a new one.
 - **Stale**: an asset is stale from ``stale_since`` = the earlier of ``last_updated_at +
   stale_days`` (``last_updated_at`` is ``updated_at``, else ``created_at``) and ``expires_at``.
-  It is stale in a quarter when ``stale_since < end`` (stale by the quarter's end); a stale
-  asset is *still being sent* when it was shared (a ``share`` event) in the quarter;
-  ``n_shares_while_stale`` counts the shares at or after ``stale_since``.
+  It is stale in a quarter when ``stale_since < end`` (stale by the quarter's end);
+  ``n_shares_while_stale`` counts the quarter's shares (``share`` events) at or after
+  ``stale_since``, and a stale asset is *still being sent* when that count is positive: a
+  share before the asset turned stale does not count, presenting is not sending.
 - **Unused** in a quarter: an asset created before the quarter's end with no share and no
   present event in the quarter. **Shared, never opened**: shared in the quarter, and no share
   of the quarter was opened. **Never used**: no asset event of any kind in the whole export
@@ -66,7 +67,10 @@ Definitions (all timestamps UTC; a quarter is ``[start, end)`` as in
   ``created_at - lookback_days``). A deal is *viewed* when a buyer external view belongs to it,
   *shared* when a share or present event does. The win rate of deals where an asset was
   shared is compared with comparable deals (same segment, closed in the same quarter) where
-  it was not: **correlational, not causal**; reps choose which assets to send, and to whom.
+  it was not, segment by segment, and the differences are pooled with the Mantel-Haenszel
+  risk difference (Sato's variance, Wald interval), so a different segment mix of shared
+  and comparable deals does not pass for a difference: **correlational, not causal**; reps
+  choose which assets to send, and to whom.
 """
 
 from __future__ import annotations
@@ -934,6 +938,114 @@ def newcombe_interval(
     return low, high
 
 
+MH_COLUMNS: tuple[str, ...] = ("n_strata", "diff_mh", "diff_se", "diff_low", "diff_high")
+"""Columns of :func:`mantel_haenszel_risk_difference_by`, after the group keys."""
+
+
+def mantel_haenszel_risk_difference_by(
+    strata: pd.DataFrame,
+    keys: Sequence[str],
+    *,
+    successes1: str,
+    n1: str,
+    successes2: str,
+    n2: str,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Mantel-Haenszel risk difference over strata, its Sato variance and a Wald interval,
+    for each group of ``keys`` (vectorised).
+
+    Parameters
+    ----------
+    strata : pandas.DataFrame
+        One row per group and stratum with the counts of a 2x2 table.
+    keys : sequence of str
+        Columns naming a group (e.g. ``["asset_id", "quarter"]``); the other rows of a group
+        are its strata.
+    successes1, n1, successes2, n2 : str
+        Columns of successes and trials in group 1 (e.g. won deals where the asset was
+        shared) and group 2 (comparable deals) of each stratum.
+    alpha : float, default 0.05
+        The interval covers with probability ``1 - alpha`` (normal approximation).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``*keys`` and :data:`MH_COLUMNS`: ``n_strata`` (strata with both groups present; the
+        others have weight 0), ``diff_mh`` = sum_k (a_k n2_k - c_k n1_k) / N_k divided by
+        sum_k n1_k n2_k / N_k (a fraction: 0.15 is +15 points), ``diff_se`` (square root of
+        Sato's variance), ``diff_low, diff_high`` (``diff_mh -/+ z * diff_se``; not clipped).
+        NaN when no stratum has both groups.
+
+    Notes
+    -----
+    Each stratum is weighted by ``n1 n2 / (n1 + n2)``, so the estimate compares like with
+    like within strata and pools the differences; it assumes one common difference across
+    strata (when they differ it is a weighted average of them). The variance is Sato's
+    (1989), consistent both with few large strata and with many small ones [2]_; with one
+    stratum it equals the unpooled variance ``p1 (1 - p1) / n1 + p2 (1 - p2) / n2``, so the
+    interval is then the usual Wald interval, too narrow when a group has few trials or a
+    rate of 0 or 1 (a segment with 0 of 3 shared deals won adds no variance from that group).
+    Checked against Agresti's (2013, p. 231)
+    eight-centre example (estimate 0.130, standard error 0.050) and R ``cardx``'s interval
+    for it, and against statsmodels' Wald interval for one stratum (``tests/test_assets.py``).
+
+    References
+    ----------
+    .. [1] Greenland, S. and Robins, J. M. (1985). Estimation of a common effect parameter
+       from sparse follow-up data. Biometrics 41, 55-68.
+    .. [2] Sato, T. (1989). On the variance estimator for the Mantel-Haenszel risk
+       difference. Biometrics 45, 1323-1324.
+    .. [3] Agresti, A. (2013). Categorical Data Analysis, 3rd ed., Wiley, section 6.3.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"g": ["x", "x"], "a": [3, 6], "n1": [10, 10], "c": [1, 4],
+    ...                   "n2": [10, 10]})
+    >>> out = mantel_haenszel_risk_difference_by(
+    ...     t, ["g"], successes1="a", n1="n1", successes2="c", n2="n2")
+    >>> round(float(out.diff_mh[0]), 3), int(out.n_strata[0])
+    (0.2, 2)
+    """
+    keys = list(keys)
+    z = stats.norm.ppf(1 - _check_alpha(alpha) / 2)
+    a = pd.to_numeric(strata[successes1]).to_numpy(dtype=float)
+    m1 = pd.to_numeric(strata[n1]).to_numpy(dtype=float)
+    c = pd.to_numeric(strata[successes2]).to_numpy(dtype=float)
+    m2 = pd.to_numeric(strata[n2]).to_numpy(dtype=float)
+    total = m1 + m2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        both = (m1 > 0) & (m2 > 0)
+        # a stratum with an empty group has weight 0 and adds nothing to any sum below
+        safe = np.where(both, total, 1.0)
+        terms = pd.DataFrame(
+            {
+                "weight": np.where(both, m1 * m2 / safe, 0.0),
+                "numerator": np.where(both, (a * m2 - c * m1) / safe, 0.0),
+                # Sato (1989): P_k and Q_k
+                "sato_p": np.where(
+                    both, (m1**2 * c - m2**2 * a + m1 * m2 * (m2 - m1) / 2) / safe**2, 0.0
+                ),
+                "sato_q": np.where(both, (a * (m2 - c) + c * (m1 - a)) / (2 * safe), 0.0),
+                "n_strata": both.astype("int64"),
+            },
+            index=strata.index,
+        )
+    for key in keys:
+        terms[key] = strata[key].to_numpy()
+    sums = terms.groupby(keys, dropna=False, sort=False).sum().reset_index()
+    weight = sums["weight"].where(sums["weight"] > 0)
+    diff = sums["numerator"] / weight
+    variance = (diff * sums["sato_p"] + sums["sato_q"]) / weight**2
+    se = np.sqrt(variance.clip(lower=0.0))
+    out = sums.loc[:, [*keys, "n_strata"]].copy()
+    out["diff_mh"] = diff
+    out["diff_se"] = se
+    out["diff_low"] = diff - z * se
+    out["diff_high"] = diff + z * se
+    return out.loc[:, [*keys, *MH_COLUMNS]]
+
+
 def _safe_ratio(num: Any, den: Any) -> Any:
     """``num / den`` with NaN where ``den`` is 0."""
     num = pd.to_numeric(num).astype(float)
@@ -1728,9 +1840,10 @@ class StaleAssetsResult:
         return _quarter_filter(self.status.loc[self.status["is_stale"]], quarter)
 
     def still_sent(self, quarter: QuarterLike | None = None) -> pd.DataFrame:
-        """Assets stale by the quarter's end that sales shared in the quarter."""
+        """Stale assets that sales shared in the quarter *while stale*: at least one
+        ``share`` event at or after ``stale_since`` (``n_shares_while_stale > 0``)."""
         stale = self.stale(quarter)
-        return stale.loc[stale["n_shares"] > 0].reset_index(drop=True)
+        return stale.loc[stale["n_shares_while_stale"] > 0].reset_index(drop=True)
 
     def summary(self, quarter: QuarterLike | None = None) -> pd.DataFrame:
         """Stale assets still sent: ``quarter, asset_id, title, ..., issue, n_shares_while_stale,
@@ -1766,7 +1879,7 @@ class StaleAssetsResult:
     def by_quarter(self) -> pd.DataFrame:
         """``quarter, n_stale, n_stale_still_sent, n_shares_while_stale``."""
         status = self.status.assign(
-            is_sent=self.status["is_stale"] & (self.status["n_shares"] > 0)
+            is_sent=self.status["is_stale"] & (self.status["n_shares_while_stale"] > 0)
         )
         out = status.groupby("quarter").agg(
             n_stale=("is_stale", "sum"),
@@ -1809,10 +1922,11 @@ def find_stale_assets(
     (included: an asset is stale from that instant). An asset is stale in a quarter when
     ``stale_since`` falls before the quarter's end (``updated_at`` more than ``stale_days``
     before it, or ``expires_at`` before it); it is *still sent* when it was shared (a
-    ``share`` event; presenting is not sending) in the quarter, and
-    ``n_shares_while_stale`` says how many of those shares came at or after
-    ``stale_since``. An asset updated exactly ``stale_days`` before the quarter's end becomes
-    stale at the first instant of the next quarter, so it is not stale in this one.
+    ``share`` event; presenting is not sending) in the quarter at or after ``stale_since``
+    (``n_shares_while_stale > 0``): a share one second before the asset turned stale does
+    not make it still sent, a share at that instant does. An asset updated exactly
+    ``stale_days`` before the quarter's end becomes stale at the first instant of the next
+    quarter, so it is not stale in this one.
     """
     _check_positive("stale_days", stale_days)
     chosen = as_quarters(quarters)
@@ -1932,7 +2046,7 @@ class DealAssociationResult:
     links: pd.DataFrame  # deal_asset_links: opp_id, asset_id, is_viewed, is_shared
     assets: pd.DataFrame  # asset_id, title, type, funnel_stage, persona, owner_team
     quarters: tuple[str, ...]
-    alpha: float = 0.05  # 1 - confidence level of the Newcombe intervals
+    alpha: float = 0.05  # 1 - confidence level (MH Wald interval; Newcombe per segment)
     message: str | None = None
     interpretation: str = field(default=CORRELATIONAL)
 
@@ -1971,10 +2085,16 @@ class DealAssociationResult:
 
         Columns: ``quarter, asset_id, title, type, funnel_stage, persona, owner_team,
         n_deals_viewed`` (closed deals whose buying group viewed the asset before close),
-        ``n_won_viewed, won_revenue_viewed`` (report currency), then the comparison of
-        :meth:`by_segment` pooled over the segments where the asset was shared
-        (``n_shared, win_rate_shared, n_comparable, win_rate_comparable, diff, diff_low,
-        diff_high``) and ``interpretation`` ("correlational, not causal").
+        ``n_won_viewed, won_revenue_viewed`` (report currency); then, as context, the crude
+        counts and win rates summed over the segments where the asset was shared
+        (``n_shared, win_rate_shared, n_comparable, win_rate_comparable, crude_diff``; they
+        mix segments, so a segment with a high win rate and many shares inflates
+        ``crude_diff``); then the comparison itself, stratified by segment:
+        ``n_segments`` (segments with shared and comparable deals), ``diff_mh`` (the
+        Mantel-Haenszel risk difference of :meth:`by_segment`'s tables, a fraction),
+        ``diff_se`` (Sato's standard error), ``diff_low, diff_high`` (Wald interval at
+        ``1 - alpha``), and ``interpretation`` ("correlational, not causal"). See
+        :func:`mantel_haenszel_risk_difference_by`.
         """
         linked = self._linked()
         viewed = linked.loc[linked["is_viewed"].astype(bool)].assign(
@@ -1986,17 +2106,31 @@ class DealAssociationResult:
             won_revenue_viewed=("won_amount", "sum"),
         )
         counts = ["n_shared", "n_won_shared", "n_comparable", "n_won_comparable"]
-        pooled = self.by_segment().groupby(["asset_id", "quarter"])[counts].sum()
-        out = views.join(pooled, how="outer").reset_index()
+        segments = self.by_segment()
+        crude = segments.groupby(["asset_id", "quarter"])[counts].sum()
+        stratified = mantel_haenszel_risk_difference_by(
+            segments,
+            ["asset_id", "quarter"],
+            successes1="n_won_shared",
+            n1="n_shared",
+            successes2="n_won_comparable",
+            n2="n_comparable",
+            alpha=self.alpha,
+        ).set_index(["asset_id", "quarter"])
+        out = views.join(crude.join(stratified), how="outer").reset_index()
         fill = {
             "n_deals_viewed": 0,
             "n_won_viewed": 0,
             "won_revenue_viewed": 0.0,
+            "n_strata": 0,
             **{c: 0 for c in counts},
         }
-        out = out.fillna(fill)
+        out = out.fillna(fill).rename(columns={"n_strata": "n_segments"})
         out = out.astype({c: "int64" for c in out.columns if c.startswith("n_")})
-        out = _compare_win_rates(out, self.alpha)
+        out["win_rate_shared"] = _safe_ratio(out["n_won_shared"], out["n_shared"])
+        out["win_rate_comparable"] = _safe_ratio(out["n_won_comparable"], out["n_comparable"])
+        out["crude_diff"] = out["win_rate_shared"] - out["win_rate_comparable"]
+        out["interpretation"] = CORRELATIONAL
         out = _with_asset_info(out, self.assets)
         columns = [
             "quarter",
@@ -2008,7 +2142,10 @@ class DealAssociationResult:
             "win_rate_shared",
             "n_comparable",
             "win_rate_comparable",
-            "diff",
+            "crude_diff",
+            "n_segments",
+            "diff_mh",
+            "diff_se",
             "diff_low",
             "diff_high",
             "interpretation",
@@ -2021,8 +2158,8 @@ class DealAssociationResult:
         return _quarter_filter(out, quarter)
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
-        """Newcombe interval of the pooled win-rate difference per asset and quarter:
-        ``asset_id, quarter, low, high``."""
+        """Wald interval (Sato's variance) of the segment-stratified Mantel-Haenszel win-rate
+        difference per asset and quarter: ``asset_id, quarter, low, high``."""
         result = self if alpha is None else _replace_alpha(self, _check_alpha(alpha))
         out = result.summary().loc[:, ["asset_id", "quarter", "diff_low", "diff_high"]]
         return out.rename(columns={"diff_low": "low", "diff_high": "high"})
@@ -2124,7 +2261,8 @@ def associate_assets_with_deals(
         Count only events at or after ``created_at - lookback_days``; None: any time before
         the close.
     alpha : float, default 0.05
-        1 - the confidence level of the Newcombe intervals.
+        1 - the confidence level of the intervals (Wald for the stratified difference of
+        ``summary()``, Newcombe for each segment in ``by_segment()``).
 
     Returns
     -------
@@ -2133,14 +2271,19 @@ def associate_assets_with_deals(
     Notes
     -----
     Comparable deals are closed in the same quarter, in the same segment, and had no share or
-    present of the asset before close. Deals are independent Bernoulli trials in the
-    interval; deals of the same account are not independent in fact, so the intervals are
-    somewhat too narrow. The association says nothing about cause: strong deals may simply
-    get more content.
+    present of the asset before close. ``summary()`` pools the segments' win-rate differences
+    with the Mantel-Haenszel risk difference (weights ``n_shared * n_comparable / n_deals``
+    per segment; :func:`mantel_haenszel_risk_difference_by`), which assumes one common
+    difference across segments; the crude rates it also shows mix segments. Deals are
+    independent Bernoulli trials in the intervals; deals of the same account are not
+    independent in fact, so the intervals are somewhat too narrow. The association says
+    nothing about cause: strong deals may simply get more content.
 
     References
     ----------
     .. [1] Newcombe, R. G. (1998). Statistics in Medicine 17, 873-890.
+    .. [2] Greenland, S. and Robins, J. M. (1985). Biometrics 41, 55-68.
+    .. [3] Sato, T. (1989). Biometrics 45, 1323-1324.
     """
     chosen = as_quarters(quarters)
     labels = _labels(chosen)
