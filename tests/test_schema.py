@@ -33,6 +33,17 @@ EXPECTED_ERRORS: dict[str, set[tuple]] = {
     "wrong_type": {("touchpoints.csv", "ts", (3,), "is_timestamp")},
     "duplicate_ids": {("people.csv", "person_id", (3, 5), "unique")},
     "dangling_foreign_key": {("touchpoints.csv", "person_id", (5,), "exists_in_people")},
+    "dangling_asset_event_refs": {
+        ("asset_events.csv", "account_id", (1,), "exists_in_accounts"),
+        ("asset_events.csv", "person_id", (2,), "exists_in_people"),
+        ("asset_events.csv", "opp_id", (3,), "exists_in_opportunities"),
+    },
+    "dangling_assignment_units": {
+        ("assignments.csv", "unit_id", (4,), "exists_in_accounts"),
+        ("assignments.csv", "unit_id", (6,), "exists_in_users"),
+        ("assignments.csv", "unit_id", (9,), "exists_in_accounts_or_users"),
+        ("assignments.csv", "unit_id", (10,), "exists_in_people"),
+    },
     "future_timestamp": {("stage_events.csv", "entered_at", (3,), "not_in_future")},
     "before_created_at": {
         ("opportunities.csv", "closed_at", (1,), "closed_at_not_before_created_at")
@@ -60,6 +71,12 @@ EXPECTED_WARNINGS: dict[str, set[tuple]] = {
     },
     "before_created_at": {("touchpoints.csv", "ts", "touch_before_person_created", 1)},
     "raw_email": {("people.csv", "email", "raw_email_hashed", 3)},
+    "formula_text": {
+        ("accounts.csv", "name", "formula_like_text", 1),
+        ("people.csv", "persona", "formula_like_text", 1),
+        ("campaigns.csv", "name", "formula_like_text", 1),
+        ("assets.csv", "title", "formula_like_text", 1),
+    },
 }
 
 
@@ -157,6 +174,42 @@ def test_warning_lines_count_with_examples(bad_corpus):
     ) in report.lines()
 
 
+def test_formula_like_text_is_a_counted_warning_with_its_rows(bad_corpus):
+    # Reference: make_bad_corpus.formula_text sets one cell per column (rows as listed there).
+    report = validate_folder(bad_corpus / "formula_text", now=NOW)
+    assert report.ok
+    assert report.warning_lines() == [
+        "warning: accounts.csv, column name: 1 row with formula_like_text; "
+        'e.g. row 1: \'=HYPERLINK("http://evil.example","Click…\'',
+        "warning: people.csv, column persona: 1 row with formula_like_text; e.g. row 2: '-2+3'",
+        "warning: campaigns.csv, column name: 1 row with formula_like_text; "
+        "e.g. row 1: \"+cmd|' /C calc'!A0\"",
+        "warning: assets.csv, column title: 1 row with formula_like_text; e.g. row 2: '@SUM(1+1)'",
+    ]
+
+
+def test_formula_like_text_counts_every_row_and_shows_five(corpus, good_tables, tmp_path):
+    # 7 campaigns named "+offer n" (rows 3-9) and a channel led by a tab (row 1): the counts
+    # are 7 and 1, and at most five examples are shown, the first rows first.
+    header = good_tables["campaigns"][0]
+    for n in range(7):
+        good_tables["campaigns"].append([f"C1{n}", "email", f"+offer {n}", "", "", ""])
+    good_tables["campaigns"][1][header.index("channel")] = "\tpaid_search"
+    report = validate_folder(corpus.write_folder(tmp_path / "d", good_tables), now=NOW)
+    by_column = {w.column: w for w in report.warnings}
+    assert report.ok and set(by_column) == {"name", "channel"}
+    assert (by_column["name"].count, by_column["channel"].count) == (7, 1)
+    assert by_column["name"].examples == tuple(f"row {n + 3}: '+offer {n}'" for n in range(5))
+    assert by_column["channel"].examples == ("row 1: '\\tpaid_search'",)
+
+
+def test_negative_numbers_and_inner_signs_are_not_formula_text(corpus, good_tables, tmp_path):
+    good_tables["campaigns"][1][good_tables["campaigns"][0].index("name")] = "Q1 = best + more"
+    good_tables["campaigns"][1][good_tables["campaigns"][0].index("cost")] = "-0"
+    report = validate_folder(corpus.write_folder(tmp_path / "d", good_tables), now=NOW)
+    assert report.ok and report.warnings == ()
+
+
 def test_no_raw_email_address_in_any_message(bad_corpus):
     for case in ("unhashed_email", "raw_email"):
         report = validate_folder(bad_corpus / case, now=NOW, big_rows=0)
@@ -240,7 +293,93 @@ def test_reference_rules_match_the_contract():
         ("opportunity_people", "person_id", "people", "person_id"),
         ("asset_events", "asset_id", "assets", "asset_id"),
         ("asset_events", "user_id", "users", "user_id"),
+        ("asset_events", "person_id", "people", "person_id"),
+        ("asset_events", "account_id", "accounts", "account_id"),
+        ("asset_events", "opp_id", "opportunities", "opp_id"),
     }
+    assert schema.typed_references() == [
+        ("assignments", "unit_id", "unit_type", "person", (("people", "person_id"),)),
+        ("assignments", "unit_id", "unit_type", "account", (("accounts", "account_id"),)),
+        ("assignments", "unit_id", "unit_type", "user", (("users", "user_id"),)),
+        (
+            "assignments",
+            "unit_id",
+            "unit_type",
+            "region",
+            (("accounts", "region"), ("users", "region")),
+        ),
+    ]
+    assert {t[3] for t in schema.typed_references()} == set(schema.UNIT_TYPES)
+
+
+UNIT_CASES = [  # unit_type, a unit that exists, one that does not, rule
+    ("person", "P002", "A001", "exists_in_people"),
+    ("account", "A003", "P001", "exists_in_accounts"),
+    ("user", "U01", "P001", "exists_in_users"),
+    ("region", "NA", "LATAM", "exists_in_accounts_or_users"),
+]
+
+
+@pytest.mark.parametrize(("unit_type", "good", "bad", "rule"), UNIT_CASES)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_assignment_unit_exists_in_the_table_of_its_type(
+    corpus, good_tables, tmp_path, unit_type, good, bad, rule, engine
+):
+    good_tables["assignments"][1][1:3] = [unit_type, good]
+    good_tables["assignments"][2][1:3] = [unit_type, bad]
+    folder = corpus.write_folder(tmp_path / "d", good_tables)
+    report = validate_folder(folder, now=NOW, big_rows=ENGINES[engine])
+    assert error_keys(report) == {("assignments.csv", "unit_id", (2,), rule)}
+    assert report.errors[0].values == (repr(bad),)
+    assert report.errors[0].detail.startswith(f"unit_type {unit_type}: no such ")
+
+
+def test_unit_reference_message(bad_corpus):
+    report = validate_folder(bad_corpus / "dangling_assignment_units", now=NOW)
+    assert [e.rows for e in report.errors] == [(4,), (6,), (9,), (10,)]  # one column: by row
+    lines = {e.rule: str(e) for e in report.errors}
+    assert lines["exists_in_accounts_or_users"] == (
+        "assignments.csv, column unit_id, rows 9: breaks exists_in_accounts_or_users "
+        "(unit_type region: no such accounts.region or users.region); values 'APAC'"
+    )
+    assert lines["exists_in_people"] == (
+        "assignments.csv, column unit_id, rows 10: breaks exists_in_people "
+        "(unit_type person: no such people.person_id); values 'A001'"
+    )
+
+
+def test_region_unit_may_be_a_region_of_users_only(corpus, good_tables, tmp_path):
+    good_tables["users"][1][good_tables["users"][0].index("region")] = "APAC"
+    good_tables["assignments"][1][1:3] = ["region", "APAC"]
+    assert validate_folder(corpus.write_folder(tmp_path / "d", good_tables), now=NOW).ok
+    # Without users, APAC is no region of the data: checked against accounts alone.
+    del good_tables["users"]
+    report = validate_folder(corpus.write_folder(tmp_path / "d", good_tables), now=NOW)
+    assert error_keys(report) == {
+        ("assignments.csv", "unit_id", (1,), "exists_in_accounts_or_users")
+    }
+    assert report.errors[0].detail == "unit_type region: no such accounts.region"
+
+
+def test_reference_into_an_absent_optional_table_is_skipped(corpus, good_tables, tmp_path):
+    # A user unit, an event's asset and rep that exist nowhere: no users or assets to check.
+    events = good_tables["asset_events"]
+    good_tables["assignments"][1][1:3] = ["user", "U99"]
+    events[1][events[0].index("asset_id")] = "AS99"
+    events[1][events[0].index("user_id")] = "U99"
+    del good_tables["users"], good_tables["assets"]
+    report = validate_folder(corpus.write_folder(tmp_path / "d", good_tables), now=NOW)
+    assert report.ok
+    assert report.missing_optional == ("users", "assets")
+
+
+def test_reference_into_a_header_only_required_table_is_not_checked(corpus, good_tables, tmp_path):
+    events = good_tables["asset_events"]
+    events[3][events[0].index("opp_id")] = "O999"
+    header_only = corpus.csv_text(good_tables["opportunities"][:1]).encode()
+    folder = corpus.write_folder(tmp_path / "d", good_tables, {"opportunities.csv": header_only})
+    report = validate_folder(folder, now=NOW)
+    assert error_keys(report) == {("opportunities.csv", None, (), "has_rows")}
 
 
 @pytest.mark.parametrize("engine", list(ENGINES))
@@ -466,6 +605,12 @@ def test_models_implement_the_contract_page_exactly():
         target = (col.metadata or {}).get("references", "")
         match = re.search(r"exists in (\w+)", rules)
         assert target.split(".")[0] == (match.group(1) if match else ""), where
+        match = re.search(r"by (\w+): (.*)$", rules)  # by unit_type: person → people.person_id
+        page_by = {}
+        if match:
+            pairs = (item.split(" → ") for item in match.group(2).split(", "))
+            page_by = {match.group(1): {k: tuple(v.split(" or ")) for k, v in pairs}}
+        assert (col.metadata or {}).get("references_by", {}) == page_by, where
         checks = {c.name: c.statistics for c in col.checks}
         match = re.match(r"one of (.*)$", rules)
         if match:

@@ -111,6 +111,14 @@ ASSET_EVENT_TYPES: tuple[str, ...] = (
     "present",
 )
 UNIT_TYPES: tuple[str, ...] = ("person", "account", "user", "region")
+#: Where an ``assignments.unit_id`` must exist, by its ``unit_type``: ``"table.column"``
+#: targets; a unit of type region must be the region of some account or some user.
+UNIT_REFERENCES: dict[str, tuple[str, ...]] = {
+    "person": ("people.person_id",),
+    "account": ("accounts.account_id",),
+    "user": ("users.user_id",),
+    "region": ("accounts.region", "users.region"),
+}
 #: File name endings of a DuckDB database that validate_folder accepts instead of a folder.
 DATABASE_SUFFIXES: tuple[str, ...] = (".duckdb", ".ddb", ".db")
 #: File name endings of a table file, tried in this order.
@@ -295,7 +303,7 @@ class DataWarning:
     rule : str
         Name of the quirk: ``stage_out_of_order``, ``duplicate_stage_event``,
         ``tied_stage_timestamp``, ``sales_touch_without_user``,
-        ``touch_before_person_created`` or ``raw_email_hashed``.
+        ``touch_before_person_created``, ``raw_email_hashed`` or ``formula_like_text``.
     count : int
         How many ``unit`` show the quirk.
     examples : tuple of str
@@ -528,6 +536,9 @@ def escape_html(text: Any) -> str:
 # Field metadata carries the two rules that pandera cannot state on its own:
 #   {"not_in_future": True}   the timestamp may not lie after now + FUTURE_SLACK
 #   {"references": "t.c"}     every non-null value exists in table t, column c (checked in SQL)
+#   {"references_by": {"k": {v: ("t.c", ...)}}}
+#                             where column k of the row is v, every non-null value exists in
+#                             one of the t.c listed (checked in SQL)
 
 _UTC = {"unit": "us", "tz": "UTC"}  # timestamps: microseconds (as DuckDB), UTC
 _DAY = {"unit": "s"}  # dates: midnight, no zone
@@ -680,9 +691,9 @@ class AssetEvents(_Contract):
     ts: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs=_UTC, metadata=_PAST)
     event_type: Series[str] = pa.Field(isin=ASSET_EVENT_TYPES)
     user_id: Series[str] | None = pa.Field(nullable=True, metadata=_refs("users.user_id"))
-    person_id: Series[str] | None = pa.Field(nullable=True)
-    account_id: Series[str] | None = pa.Field(nullable=True)
-    opp_id: Series[str] | None = pa.Field(nullable=True)
+    person_id: Series[str] | None = pa.Field(nullable=True, metadata=_refs("people.person_id"))
+    account_id: Series[str] | None = pa.Field(nullable=True, metadata=_refs("accounts.account_id"))
+    opp_id: Series[str] | None = pa.Field(nullable=True, metadata=_refs("opportunities.opp_id"))
     share_id: Series[str] | None = pa.Field(nullable=True)
     device: Series[str] | None = pa.Field(nullable=True)
     duration_s: Series[float] | None = pa.Field(nullable=True, ge=0)
@@ -695,7 +706,7 @@ class Assignments(_Contract):
 
     experiment_id: Series[str]
     unit_type: Series[str] = pa.Field(isin=UNIT_TYPES)
-    unit_id: Series[str]
+    unit_id: Series[str] = pa.Field(metadata={"references_by": {"unit_type": UNIT_REFERENCES}})
     arm: Series[str]
     assigned_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs=_UTC)
 
@@ -782,7 +793,12 @@ def required_columns(table: str) -> tuple[str, ...]:
 
 
 def references() -> list[tuple[str, str, str, str]]:
-    """Every referential rule: ``(table, column, parent_table, parent_column)``."""
+    """Every referential rule: ``(table, column, parent_table, parent_column)``.
+
+    Each non-null value of ``table.column`` must exist in ``parent_table.parent_column``
+    (rule ``exists_in_<parent_table>``). References whose parent depends on another column of
+    the row are listed by :func:`typed_references`.
+    """
     out = []
     for table in TABLES:
         for name, col in _table_model(table).to_schema().columns.items():
@@ -791,6 +807,46 @@ def references() -> list[tuple[str, str, str, str]]:
                 parent, parent_column = target.split(".")
                 out.append((table, name, parent, parent_column))
     return out
+
+
+def typed_references() -> list[tuple[str, str, str, str, tuple[tuple[str, str], ...]]]:
+    """References whose parent is named by a type column of the same row.
+
+    Returns
+    -------
+    list of tuple
+        ``(table, column, type_column, type_value, parents)``: where ``type_column`` is
+        ``type_value``, each non-null value of ``column`` must exist in at least one
+        ``(parent_table, parent_column)`` of ``parents``; the rule is
+        :func:`reference_rule` of ``parents``. The contract has one such column,
+        ``assignments.unit_id`` by ``unit_type`` (:data:`UNIT_REFERENCES`).
+
+    Examples
+    --------
+    >>> typed_references()[0]
+    ('assignments', 'unit_id', 'unit_type', 'person', (('people', 'person_id'),))
+    """
+    out = []
+    for table in TABLES:
+        for name, col in _table_model(table).to_schema().columns.items():
+            by = (col.metadata or {}).get("references_by") or {}
+            for type_column, targets in by.items():
+                for type_value, parents in targets.items():
+                    pairs = tuple(tuple(p.split(".")) for p in parents)
+                    out.append((table, name, type_column, type_value, pairs))
+    return out
+
+
+def reference_rule(parents: Sequence[tuple[str, str]]) -> str:
+    """Rule name of a reference into ``parents``: ``exists_in_people``, or for several
+    alternative parents ``exists_in_accounts_or_users``.
+
+    Examples
+    --------
+    >>> reference_rule([("accounts", "region"), ("users", "region")])
+    'exists_in_accounts_or_users'
+    """
+    return "exists_in_" + "_or_".join(parent for parent, _ in parents)
 
 
 def _future_limit(now: datetime | None) -> pd.Timestamp:
@@ -919,7 +975,9 @@ def _sort_key(table_order: Mapping[str, int], error: DataError, table: str) -> t
     column = (error.column or "").split("+")[0]
     col_rank = columns.index(column) if column in columns else (-1 if not column else 999)
     rule_rank = _RULE_ORDER.index(error.rule) if error.rule in _RULE_ORDER else 99
-    return (table_order.get(table, 99), col_rank, rule_rank, error.rule, error.rows[:1])
+    # references of one column (assignments.unit_id by unit_type) are listed by row
+    family = "exists_in_" if error.rule.startswith("exists_in_") else error.rule
+    return (table_order.get(table, 99), col_rank, rule_rank, family, error.rows[:1], error.rule)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1892,46 +1950,70 @@ def _check_sql(
     return errors
 
 
+def _usable_parent(item: _Loaded | None, column: str) -> bool:
+    """A parent table can be checked against: present, readable, with rows and ``column``."""
+    return item is not None and item.readable and item.rows > 0 and column in item.columns
+
+
 def _check_references(
     con: duckdb.DuckDBPyConnection, loaded: Mapping[str, _Loaded], now: datetime | None
 ) -> list[DataError]:
-    """``exists_in_<parent>``: every non-null reference is a key of the parent table.
+    """``exists_in_<parent>``: every non-null reference is a key of its parent table.
 
-    Skipped when the child column is absent, or the parent table is absent, empty or
-    unreadable (an absent optional table is fine; an absent required one is already an
-    error).
+    Plain references (:func:`references`) and typed ones (:func:`typed_references`:
+    ``assignments.unit_id`` by ``unit_type``) are checked alike. Skipped when the child
+    column (or its type column) is absent, the child table has no rows, or no parent is
+    usable; a parent is usable when its table is present, readable, has rows and has the
+    column (an absent optional table is fine; an absent required one is already an error).
+    A reference with alternative parents (a region of accounts or users) is checked against
+    the usable ones: the value must exist in at least one.
     """
+    checks: list[tuple[str, str, tuple[tuple[str, str], ...], tuple[str, str] | None]] = [
+        (table, column, ((parent, parent_column),), None)
+        for table, column, parent, parent_column in references()
+    ]
+    checks += [
+        (table, column, parents, (type_column, type_value))
+        for table, column, type_column, type_value, parents in typed_references()
+    ]
     errors = []
-    for table, column, parent, parent_column in references():
-        child, target = loaded.get(table), loaded.get(parent)
-        if child is None or target is None or not child.readable or not target.readable:
+    for table, column, parents, when in checks:
+        child = loaded.get(table)
+        if child is None or not child.readable or child.rows == 0:
             continue
-        if column not in child.columns or parent_column not in target.columns:
+        if column not in child.columns or (when is not None and when[0] not in child.columns):
             continue
-        if target.rows == 0 or child.rows == 0:
+        usable = [(p, pc) for p, pc in parents if _usable_parent(loaded.get(p), pc)]
+        if not usable:
             continue
-        col, pcol = _q(column), _q(parent_column)
-        predicate = (
-            f"{col} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {_q(parent)} p "
-            f"WHERE p.{pcol} = c.{col})"
+        col = _q(column)
+        conditions = [f"c.{col} IS NOT NULL"]
+        if when is not None:
+            conditions.insert(0, f"c.{_q(when[0])} = {_lit(when[1])}")
+        conditions += [
+            f"NOT EXISTS (SELECT 1 FROM {_q(p)} p WHERE p.{_q(pc)} = c.{col})" for p, pc in usable
+        ]
+        rows, values, total = _sql_failures(
+            con, f"{_q(table)} c", " AND ".join(conditions), f"c.{col}"
         )
-        rows, values, total = _sql_failures(con, f"{_q(table)} c", predicate, f"c.{col}")
-        if rows:
-            error = _error(
-                table, child.file, column, rows, f"exists_in_{parent}", values, now, total
+        if not rows:
+            continue
+        rule = reference_rule(parents)
+        error = _error(table, child.file, column, rows, rule, values, now, total)
+        detail = "no such " + " or ".join(f"{p}.{pc}" for p, pc in usable)
+        if when is not None:
+            detail = f"{when[0]} {when[1]}: {detail}"
+        errors.append(
+            DataError(
+                error.file,
+                error.column,
+                error.rows,
+                error.rule,
+                error.values,
+                detail,
+                error.n_rows,
             )
-            detail = f"no such {parent}.{parent_column}"
-            errors.append(
-                DataError(
-                    error.file,
-                    error.column,
-                    error.rows,
-                    error.rule,
-                    error.values,
-                    detail,
-                    error.n_rows,
-                )
-            )
+        )
     return errors
 
 
@@ -2056,11 +2138,45 @@ def _warn_touch_before_created(con: duckdb.DuckDBPyConnection, file: str) -> Dat
     return DataWarning(file, "ts", "touch_before_person_created", rows[0][5], examples, "rows")
 
 
+def _warn_formula_text(con: duckdb.DuckDBPyConnection, item: _Loaded) -> list[DataWarning]:
+    """Text cells that a spreadsheet would read as a formula, one warning per column.
+
+    Every text column of the contract (``email_hash`` aside: it is hex) is scanned once for
+    values starting with ``= + - @``, a tab or a carriage return (:data:`_FORMULA_START`,
+    what :func:`neutralise_formulas` prefixes on export). Not a contract violation: the data
+    are kept as they are, and every CSV export neutralises them.
+    """
+    types = contract_columns(item.table)
+    columns = [c for c in item.columns if types.get(c) == "string" and c != "email_hash"]
+    if not columns:
+        return []
+    starts = ", ".join(
+        _lit(ch) if ch.isprintable() else f"chr({ord(ch)})" for ch in _FORMULA_START
+    )
+    items = []
+    for column in columns:
+        hit = f"left({_q(column)}, 1) IN ({starts})"
+        items.append(f"count(*) FILTER (WHERE {hit})")
+        items.append(
+            f"min_by(struct_pack(r := _row, v := {_q(column)}), _row, {MAX_EXAMPLES}) "
+            f"FILTER (WHERE {hit})"
+        )
+    found = con.execute(f"SELECT {', '.join(items)} FROM {_q(item.table)}").fetchone()
+    warnings = []
+    for i, column in enumerate(columns):
+        count, examples = found[2 * i], found[2 * i + 1]
+        if count:
+            shown = tuple(f"row {e['r']}: {_show(e['v'])}" for e in examples)
+            warnings.append(DataWarning(item.file, column, "formula_like_text", count, shown))
+    return warnings
+
+
 def _collect_warnings(
     con: duckdb.DuckDBPyConnection, loaded: Mapping[str, _Loaded]
 ) -> list[DataWarning]:
     """Every quirk: raw e-mails hashed, stage events out of order / repeated / tied, sales
-    touches without a user, touches more than a day before their person was created."""
+    touches without a user, touches more than a day before their person was created, text
+    that looks like a spreadsheet formula."""
     found: list[DataWarning | None] = []
     people = loaded.get("people")
     if people is not None and people.n_emails:
@@ -2082,6 +2198,10 @@ def _collect_warnings(
         found.append(_warn_sales_touch_without_user(con, touches.file, touches.columns))
         if usable("people", ("person_id", "created_at")) is not None:
             found.append(_warn_touch_before_created(con, touches.file))
+    for table in TABLES:
+        item = usable(table, ())
+        if item is not None:
+            found.extend(_warn_formula_text(con, item))
     return [w for w in found if w is not None]
 
 
@@ -2192,12 +2312,15 @@ def validate_folder(
     ``not_null``, ``unique``, ``allowed_values``, ``non_negative``, ``positive``,
     ``email_is_hashed``, ``not_in_future``, ``closed_at_not_before_created_at``,
     ``end_date_not_before_start_date``, ``updated_at_not_before_created_at`` and
-    ``exists_in_<table>`` for every reference of the contract (skipped when the parent table
-    is absent, empty or unreadable). An unreadable file gets one error and no further checks.
+    ``exists_in_<table>`` for every reference of the contract (:func:`references`, and
+    ``assignments.unit_id`` by its ``unit_type``, :func:`typed_references`; a region unit
+    breaks ``exists_in_accounts_or_users``). A reference is skipped when its parent table is
+    absent, empty or unreadable. An unreadable file gets one error and no further checks.
 
     Warnings: ``raw_email_hashed``, ``stage_out_of_order``, ``duplicate_stage_event``,
     ``tied_stage_timestamp``, ``sales_touch_without_user``, ``touch_before_person_created``
-    (more than 1 day before, :data:`TOUCH_BEFORE_CREATED_SLACK`).
+    (more than 1 day before, :data:`TOUCH_BEFORE_CREATED_SLACK`), ``formula_like_text``
+    (a text cell starting with ``= + - @``, tab or carriage return, one warning per column).
 
     Examples
     --------

@@ -179,6 +179,32 @@ def dangling_foreign_key(t: Tables) -> None:
     _set(t, "touchpoints", 5, "person_id", "P999")
 
 
+def dangling_asset_event_refs(t: Tables) -> None:
+    """asset_events.csv: row 1's account A999, row 2's person P999 and row 3's opportunity
+    O999 do not exist -> exists_in_accounts, exists_in_people, exists_in_opportunities."""
+    _set(t, "asset_events", 1, "account_id", "A999")
+    _set(t, "asset_events", 2, "person_id", "P999")
+    _set(t, "asset_events", 3, "opp_id", "O999")
+
+
+def dangling_assignment_units(t: Tables) -> None:
+    """assignments.csv: a unit_id must exist in the table its unit_type names. Rows 3, 5, 7
+    and 8 are valid (account A001, user U02, regions EMEA and NA); row 4's account A999 ->
+    exists_in_accounts, row 6's user U99 -> exists_in_users, row 9's region APAC (no
+    account or user has it) -> exists_in_accounts_or_users, row 10's person A001 (an
+    account, not a person) -> exists_in_people."""
+    t["assignments"] += [
+        ["X02", "account", "A001", "treatment", "2025-01-05T00:00:00Z"],
+        ["X02", "account", "A999", "control", "2025-01-05T00:00:00Z"],
+        ["X03", "user", "U02", "treatment", "2025-01-05T00:00:00Z"],
+        ["X03", "user", "U99", "control", "2025-01-05T00:00:00Z"],
+        ["X04", "region", "EMEA", "treatment", "2025-01-05T00:00:00Z"],
+        ["X04", "region", "NA", "control", "2025-01-05T00:00:00Z"],
+        ["X04", "region", "APAC", "control", "2025-01-05T00:00:00Z"],
+        ["X01", "person", "A001", "control", "2025-01-05T00:00:00Z"],
+    ]
+
+
 def future_timestamp(t: Tables) -> None:
     """stage_events.csv row 3: entered in 2099 -> not_in_future."""
     _set(t, "stage_events", 3, "entered_at", "2099-01-01T00:00:00Z")
@@ -197,7 +223,9 @@ def null_required(t: Tables) -> None:
 
 
 def formula_text(t: Tables) -> None:
-    """Spreadsheet formulas as names and titles: valid data (neutralised only on export)."""
+    """Spreadsheet formulas as names and titles: valid data (neutralised only on export),
+    one formula_like_text warning per column: accounts name row 1, people persona row 2,
+    campaigns name row 1, assets title row 2."""
     _set(t, "accounts", 1, "name", '=HYPERLINK("http://evil.example","Click me")')
     _set(t, "campaigns", 1, "name", "+cmd|' /C calc'!A0")
     _set(t, "assets", 2, "title", "@SUM(1+1)")
@@ -243,6 +271,8 @@ CASES: dict[str, Callable[[Tables], None]] = {
         wrong_type,
         duplicate_ids,
         dangling_foreign_key,
+        dangling_asset_event_refs,
+        dangling_assignment_units,
         future_timestamp,
         before_created_at,
         null_required,
