@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.stats import chisquare
 
-from alignment import demo
+from alignment import demo, schema
 
 SEED = 7
 TS = pa.timestamp("us", tz="UTC")
@@ -407,6 +407,43 @@ def test_stage_event_quirks_are_planted_as_counted(demo_dir: Path) -> None:
         index="person_id", columns="stage", values="entered_at", aggfunc="min"
     )
     assert (first.SAL < first.MQL).sum() == quirks["sal_recorded_before_mql"] > 0
+
+
+def test_demo_passes_validation_with_only_its_planted_quirks_as_warnings(demo_dir: Path) -> None:
+    # References: the quirk counts the generator records in ground_truth.json, and pandas
+    # counts of the same things (ties, formula-looking text) straight from the tables.
+    gt = truth(demo_dir)
+    exported_at = pd.Timestamp(gt["exported_at"]).to_pydatetime()
+    report = schema.validate_folder(demo_dir, now=exported_at)
+    assert report.ok, report.error_lines()
+    assert set(report.tables) == set(schema.TABLES) and report.missing_optional == ()
+    stages = read(demo_dir, "stage_events").drop_duplicates()
+    stages_per_instant = stages.groupby(["person_id", "entered_at"]).stage.nunique()
+    quirks = gt["quirks"]
+    expected = {
+        ("stage_events", "stage_out_of_order"): quirks["sal_recorded_before_mql"],
+        ("stage_events", "duplicate_stage_event"): quirks["duplicate_stage_events"],
+        ("stage_events", "tied_stage_timestamp"): int((stages_per_instant > 1).sum()),
+        ("touchpoints", "sales_touch_without_user"): quirks["sales_touches_without_user"],
+    }
+    for table, columns in CONTRACT.items():
+        frame = read(demo_dir, table)
+        for column, kind in columns.items():
+            if kind == STR and column != "email_hash":
+                n = int(frame[column].str.match(r"[=+\-@\t\r]").fillna(False).sum())
+                if n:
+                    expected[(f"{table}.{column}", "formula_like_text")] = n
+    found = {
+        (
+            w.file.split(".")[0] + (f".{w.column}" if w.rule == "formula_like_text" else ""),
+            w.rule,
+        ): w.count
+        for w in report.warnings
+    }
+    assert found == expected
+    # the planted hostile title is a warning, not an error: `alignment validate` exits 0
+    # exactly when report.ok (tests/test_cli.py checks that on the corpus)
+    assert found[("assets.title", "formula_like_text")] >= 1
 
 
 # ------------------------------------------------------------------ ground truth

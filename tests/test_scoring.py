@@ -544,15 +544,15 @@ def test_summary_reads_as_odds_ratios_with_intervals() -> None:
     assert not table.isna().any().any()
 
 
-def test_the_rule_enters_as_a_feature_unless_asked_not_to() -> None:
+def test_the_rule_is_a_feature_only_when_asked() -> None:
     frame = simulated_leads(1500, seed=9)
     frame["current_rule"] = (frame["n_touches"] >= 5) | (frame["n_channel_webinar"] > 0)
-    with_rule = scoring.fit_lead_score(frame)
+    default = scoring.fit_lead_score(frame)
+    assert "current_rule" not in default.params.index
+    with_rule = scoring.fit_lead_score(frame, include_rule=True)
     assert "current_rule" in with_rule.params.index
     row = with_rule.summary().set_index("feature").loc["current_rule"]
     assert row["per"] == "MQL rule fired (vs not)"
-    without = scoring.fit_lead_score(frame, include_rule=False)
-    assert "current_rule" not in without.params.index
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,6 +568,52 @@ def test_single_class_training_gives_an_unfitted_model_with_its_reason(value) ->
     assert "same outcome" in model.reason
     assert model.summary().empty
     assert model.predict(frame).eq(float(value)).all()  # the base rate
+
+
+def test_every_feature_constant_gives_an_unfitted_model_and_a_clear_verdict() -> None:
+    train = pd.DataFrame(
+        {
+            "segment": "SMB",
+            "n_touches": 3,
+            "n_channel_webinar": 0,
+            "days_since_last_touch": 5.0,
+            "converted": [True, False, False, False] * 50,
+        }
+    )
+    model = scoring.fit_lead_score(train)
+    assert not model.is_fitted
+    assert model.reason == "every feature is constant in the training leads"
+    assert set(model.dropped["feature"]) == {
+        "segment",
+        "n_touches",
+        "n_channel_webinar",
+        "days_since_last_touch",
+    }
+    assert model.dropped["reason"].str.startswith("constant").all()
+    assert model.summary().empty
+    assert model.predict(train).eq(0.25).all()  # the base rate
+    # Downstream: every lead has the same score, so the AUC is exactly 0.5 and no table
+    # holds a NaN; the verdict says why there is no score.
+    frame = scored_frame(400, seed=6).assign(score=0.25)
+    frame["decile"] = scoring.assign_deciles(frame["score"])
+    ev = scoring.evaluate_scores(frame, quarter="2026Q2", n_boot=50)
+    assert ev.auc == 0.5
+    for table in (ev.summary(), ev.calibration, ev.gain):
+        assert not table.isna().any().any()
+    text = scoring.lead_quality_verdict(
+        model,
+        ev,
+        scoring.compare_with_current_rule(frame, quarter="2026Q2", n_boot=50),
+        scoring.choose_capacity_threshold(frame, None, quarter="2026Q2", n_boot=0),
+    )
+    assert "No lead score was fitted: every feature is constant" in text
+
+
+def assert_every_empty_cell_is_explained(table: pd.DataFrame) -> None:
+    """A saved table may hold an empty (NaN) cell only in a row whose ``note`` says why."""
+    values = table.drop(columns=["note"])
+    unexplained = values.isna().any(axis=1) & table["note"].fillna("").eq("")
+    assert not unexplained.any(), table[unexplained]
 
 
 def scored_frame(n: int, seed: int, quarter: str = "2026Q2", rate: float = 0.2) -> pd.DataFrame:
@@ -696,35 +742,112 @@ def test_split_says_why_when_no_quarter_has_closed() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def queue_late_reference(weeks: list[int], capacity: int) -> int:
-    """Lead by lead: each week the team takes on ``capacity`` of the waiting leads, oldest
-    first; a lead still waiting when its own arrival week ends is late."""
-    waiting: list[int] = []
+def queue_late_reference(arrivals: list[float], service_hours: float, sla_hours: float) -> int:
+    """Lead by lead: one lead at a time, oldest first, each taking ``service_hours``; a lead
+    is late when work on it starts more than ``sla_hours`` after it arrived."""
+    free_at = -math.inf
     late = 0
-    for week in range(max(weeks, default=0) + 1):
-        waiting += [week] * weeks.count(week)
-        waiting = waiting[capacity:]
-        late += waiting.count(week)
+    for arrival in sorted(arrivals):
+        start = max(arrival, free_at)
+        late += start - arrival > sla_hours
+        free_at = start + service_hours
     return late
 
 
 def test_sla_queue_by_hand() -> None:
-    # Reference by hand: capacity 2 a week; 3 leads in week 0 (one waits: late), none in
-    # week 1 (the backlog clears), 3 in week 2 (one late) and 1 in week 3.
-    weeks = np.array([0, 0, 0, 2, 2, 2, 3])
-    late = scoring._late_counts(weeks, np.arange(7), 2.0)
-    assert late.tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    # Reference by hand: one lead per 24 h; three leads at hour 0 and one at hour 30. Work
+    # starts at 0, 24, 48 for the first three (waits 0, 24, 48) and at 72 for the fourth
+    # (wait 42). SLA 24 h: a wait of exactly 24 h is within it, 48 and 42 are late.
+    arrivals = np.array([0.0, 0.0, 0.0, 30.0])
+    late = scoring._late_counts(arrivals, np.arange(4), 24.0, 24.0)
+    assert late.tolist() == [0, 0, 0, 1, 2]
+    # Best first: the hour-30 lead, then the others. Top-3 = {30, 0, 0}: waits 0, 24 and
+    # (start max(30, 48) = 48) 18, none late; all four as above: 2 late.
+    late = scoring._late_counts(arrivals, np.array([3, 0, 1, 2]), 24.0, 24.0)
+    assert late.tolist() == [0, 0, 0, 0, 2]
+    assert scoring._queue_waits(arrivals, 24.0).tolist() == [0.0, 24.0, 48.0, 42.0]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_sla_queue_matches_a_lead_by_lead_simulation_for_every_k(seed) -> None:
     # Reference: queue_late_reference run on each top-k subset separately.
     rng = np.random.default_rng(seed)
-    weeks = rng.integers(0, 8, 40)
+    arrivals = np.round(rng.uniform(0, 300, 40), 1)
     order = rng.permutation(40)
-    late = scoring._late_counts(weeks, order, 3.0)
+    service, sla = float(rng.uniform(3, 12)), float(rng.choice([1.0, 8.0, 24.0]))
+    late = scoring._late_counts(arrivals, order, service, sla)
     for k in range(41):
-        assert late[k] == queue_late_reference(list(weeks[order[:k]]), 3), k
+        assert late[k] == queue_late_reference(list(arrivals[order[:k]]), service, sla), k
+
+
+def hand_queue_frame() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Four NA leads of 2026Q2 (which starts on Wednesday 2026-04-01) and 5 leads a week of
+    SDR capacity: one lead per business day, 24 business hours each."""
+    frame = scored_frame(4, seed=0)
+    frame["region"] = "NA"
+    frame["score"] = [0.9, 0.8, 0.7, 0.6]
+    frame["scored_at"] = utc(["2026-04-01 09:00"] * 3 + ["2026-04-02 15:00"])
+    users = pd.DataFrame(
+        {"user_id": ["u1"], "team": ["sdr"], "region": ["NA"], "capacity_leads_per_week": [5.0]}
+    )
+    return frame, users
+
+
+@pytest.mark.parametrize(
+    ("sla_hours", "threshold", "late_share"),
+    [
+        # Reference by hand: arrivals at business hours 9, 9, 9 and 39 after the quarter
+        # start; work starts at 9, 33, 57 and 81, so the waits are 0, 24, 48 and 42 h.
+        pytest.param(1.0, 0.9, 0.0, id="1h-only-the-first-waits-under-an-hour"),
+        pytest.param(24.0, 0.8, 0.0, id="24h-the-third-waits-48h"),
+        pytest.param(48.0, 0.6, 0.0, id="48h-all-four-within"),
+    ],
+)
+def test_threshold_by_hand_follows_the_sla(sla_hours, threshold, late_share) -> None:
+    frame, users = hand_queue_frame()
+    result = scoring.choose_capacity_threshold(
+        frame, users, quarter="2026Q2", sla_hours=sla_hours, max_late_share=0.0, n_boot=0
+    )
+    row = result.by_region.set_index("region").loc["NA"]
+    assert row["capacity_leads_per_day"] == 1.0
+    assert row["threshold"] == threshold
+    assert row["score_late_share"] == late_share
+
+
+def test_threshold_by_hand_with_a_late_share_allowed() -> None:
+    # Reference by hand (waits 0, 24, 48, 42 h; SLA 24 h): top-3 has 1 late of 3, top-4 has
+    # 2 of 4. Allowing a third late sends three leads; allowing half sends all four.
+    frame, users = hand_queue_frame()
+    for share, threshold in ((1 / 3, 0.7), (0.5, 0.6)):
+        row = scoring.choose_capacity_threshold(
+            frame, users, quarter="2026Q2", sla_hours=24.0, max_late_share=share, n_boot=0
+        ).by_region.iloc[0]
+        assert row["threshold"] == threshold
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_shorter_sla_never_allows_more_leads(seed) -> None:
+    # Property: waits do not depend on the SLA, so a shorter one makes every set of leads at
+    # least as late. Checked over SLAs from 1 h to 200 h, per region.
+    frame = scored_frame(900, seed=seed)
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "team": ["sdr", "sdr"],
+            "region": ["EMEA", "NA"],
+            "capacity_leads_per_week": [20.0, 35.0],
+        }
+    )
+    sent = {
+        sla: scoring.choose_capacity_threshold(
+            frame, users, quarter="2026Q2", sla_hours=sla, n_boot=0
+        ).by_region.set_index("region")["score_leads_per_week"]
+        for sla in (1.0, 4.0, 24.0, 72.0, 200.0)
+    }
+    slas = sorted(sent)
+    for shorter, longer in zip(slas, slas[1:], strict=False):
+        assert (sent[shorter] <= sent[longer]).all(), (shorter, longer)
+    assert (sent[1.0] < sent[200.0]).all()  # the SLA matters (the audit found 1 h = 100 h)
 
 
 def test_capacity_unknown_without_users_says_so() -> None:
@@ -759,6 +882,67 @@ def test_threshold_keeps_the_flow_within_capacity() -> None:
         assert len(sent) / result.n_weeks == pytest.approx(row["score_leads_per_week"])
     assert result.sqls_gained_ci_low <= result.sqls_gained <= result.sqls_gained_ci_high
     assert table.loc["total", "sqls_gained"] == result.sqls_gained
+
+
+def test_threshold_on_a_grid_of_cuts_is_feasible(monkeypatch) -> None:
+    # Reference: the exact search over every cut (about 450 per region). On a grid of 50
+    # cuts the threshold is still feasible and never sends more leads than the exact one.
+    frame = scored_frame(900, seed=3)
+    users = pd.DataFrame(
+        {
+            "user_id": ["u1", "u2"],
+            "team": ["sdr", "sdr"],
+            "region": ["EMEA", "NA"],
+            "capacity_leads_per_week": [20.0, 35.0],
+        }
+    )
+    exact = scoring.choose_capacity_threshold(frame, users, quarter="2026Q2", n_boot=0)
+    monkeypatch.setattr(scoring, "MAX_EXACT_CUTS", 50)
+    grid = scoring.choose_capacity_threshold(frame, users, quarter="2026Q2", n_boot=0)
+    assert "grid of 50 cuts" in grid.note
+    exact_rows = exact.by_region.set_index("region")
+    for region, row in grid.by_region.set_index("region").iterrows():
+        assert 0 < row["score_leads_per_week"] <= exact_rows.loc[region, "score_leads_per_week"]
+        assert row["score_late_share"] <= 0.05
+
+
+def test_threshold_table_explains_every_empty_cell() -> None:
+    frame = scored_frame(1300, seed=8)
+    users = pd.DataFrame(  # NA has no capacity; EMEA has none to spare
+        {"user_id": ["u1"], "team": ["sdr"], "region": ["EMEA"], "capacity_leads_per_week": [0.0]}
+    )
+    for sla, n_boot in ((24.0, 50), (0.01, 0)):
+        result = scoring.choose_capacity_threshold(
+            frame, users, quarter="2026Q2", sla_hours=sla, n_boot=n_boot
+        )
+        table = result.summary().set_index("region")
+        assert table.loc["NA", "note"] == "capacity unknown: no threshold"
+        assert "no threshold" in table.loc["total", "note"]
+        assert_every_empty_cell_is_explained(table)
+        empty_in_total = set(table.columns[table.loc["total"].isna()])
+        allowed = {"threshold"} | (
+            {"sqls_gained_ci_low", "sqls_gained_ci_high"} if not n_boot else set()
+        )
+        assert empty_in_total <= allowed, empty_in_total
+    assert "no lead can be worked within the 0.01-hour SLA" in table.loc["EMEA", "note"]
+    assert table.loc["EMEA", "score_leads_per_week"] == 0
+    assert table.loc["EMEA", "rule_late_share"] == 1.0
+
+
+def test_backtest_explains_every_empty_cell() -> None:
+    # 2025Q4 has no earlier quarter to fit on; 2026Q3's windows are still open.
+    rows = lead_rows({"2025Q4": 90, "2026Q1": 90, "2026Q2": 90, "2026Q3": 90}, "2026-09-30")
+    features = simulated_leads(len(rows), seed=12).drop(columns=["converted"])
+    leads = pd.concat([rows, features], axis=1).assign(
+        mql_at=pd.NaT, current_rule=lambda f: f["n_touches"] >= 4
+    )
+    table = scoring.backtest_by_quarter(
+        leads, quarters=["2025Q4", "2026Q1", "2026Q2", "2026Q3"], n_boot=20
+    ).set_index("quarter")
+    assert table.loc["2026Q3", "note"] == "outcome windows of 2026Q3 not closed"
+    assert table.loc["2025Q4", "note"].startswith("no model")
+    assert table.loc["2026Q2", "note"] == "" and table.loc["2026Q2"].notna().all()
+    assert_every_empty_cell_is_explained(table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -862,7 +1046,9 @@ def demo_leads(tmp_path_factory):
     from alignment import demo
 
     out = tmp_path_factory.mktemp("demo")
-    demo.generate_demo(out, seed=7, scale="small")
+    # medium (about 30k leads): on small (about 3k) the score-minus-rule AUC interval is too
+    # wide to exclude zero; generating and building features takes about 4 s
+    demo.generate_demo(out, seed=7, scale="medium")
     truth = json.loads((out / "ground_truth.json").read_text())
     if importlib.util.find_spec("alignment.store") is not None:
         from alignment import store
@@ -888,31 +1074,33 @@ def demo_leads(tmp_path_factory):
         asset_events=table("asset_events"),
         **cats,
     )
-    return con.execute(expr), truth
+    leads = con.execute(expr)
+    split = scoring.split_leads_by_quarter(leads, truth["quarters"][-1])
+    assert split.reason is None, split.reason
+    return split, scoring.fit_lead_score(split.train), truth
 
 
 def test_model_ranks_demo_leads_better_than_the_planted_rule(demo_leads) -> None:
-    # Reference: the demo's planted MQL rule (its MQL events). Seed 7 fixes the data.
-    leads, truth = demo_leads
-    quarter = truth["quarters"][-1]
-    split = scoring.split_leads_by_quarter(leads, quarter)
-    assert split.reason is None, split.reason
-    model = scoring.fit_lead_score(split.train)
+    # Reference: the demo's planted MQL rule (its MQL events). The default score does not
+    # use the rule: fit and engagement strictly before the scoring instant only. Seed 7
+    # fixes the data; the paired bootstrap interval of AUC(score) - AUC(rule) must exclude 0
+    # (measured: 0.762 vs 0.726, interval 0.017 to 0.052; seeds 1 and 2 give 0.033 to 0.068
+    # and 0.012 to 0.045).
+    split, model, _truth = demo_leads
+    assert "current_rule" not in model.params.index
     ev = scoring.evaluate_scores(
-        scoring.score_leads(model, split.test), quarter=split.quarter, n_boot=100
+        scoring.score_leads(model, split.test), quarter=split.quarter, n_boot=200
     )
     assert ev.reason is None, ev.reason
     assert ev.auc > ev.rule_auc
+    assert ev.auc_diff_ci_low > 0, (ev.auc, ev.rule_auc, ev.auc_diff_ci_low)
 
 
 def planted_contrasts(truth: dict, model: scoring.ScoreModelResult) -> dict[str, float]:
     """Planted fit log-odds re-expressed in the model's columns.
 
     A level ``segment=ENT`` becomes ``segment[ENT]`` against the model's reference level
-    (the most frequent in training; the demo's own reference has effect 0). The demo's
-    engagement effects (``exposed_<channel>``, ``n_engagement_touches``) count the touch that
-    fires the MQL, which the leakage rule (strictly before) leaves out by design, so they
-    have no counterpart here.
+    (the most frequent in training; the demo's own reference has effect 0).
     """
     effects = truth["scoring"]["effects"]
     design = model.design
@@ -927,16 +1115,38 @@ def planted_contrasts(truth: dict, model: scoring.ScoreModelResult) -> dict[str,
     return out
 
 
+def planted_engagement(truth: dict, model: scoring.ScoreModelResult) -> dict[str, float]:
+    """Planted nonzero channel effects (``exposed_<channel>``, counted strictly before the MQL
+    touch) keyed by the model's count column of that channel, where the model has one."""
+    effects = truth["scoring"]["effects"]
+    return {
+        f"n_channel_{key.removeprefix('exposed_')}": value
+        for key, value in effects.items()
+        if key.startswith("exposed_")
+        and value != 0
+        and f"n_channel_{key.removeprefix('exposed_')}" in model.params.index
+    }
+
+
 def test_model_coefficients_have_the_planted_signs(demo_leads) -> None:
     # Reference: ground_truth.json scoring.effects (true log-odds of the demo's latent
-    # qualification). The fitted scale differs (the demo passes eta through the SAL and SQL
-    # steps), so only signs are compared, for every planted fit contrast the data can
-    # resolve: |truth| > 2 cluster-robust standard errors. Seed 7 fixes the data.
-    leads, truth = demo_leads
-    split = scoring.split_leads_by_quarter(leads, truth["quarters"][-1])
-    model = scoring.fit_lead_score(split.train)
+    # qualification, fit and engagement strictly before the MQL touch). The fitted scale
+    # differs (the demo passes eta through the SAL and SQL steps), so only signs are
+    # compared. Fit: every planted contrast the data can resolve (|truth| > 2 cluster-robust
+    # standard errors) has the planted sign. Engagement: the planted effect is a step at a
+    # channel's first touch and the model's column a per-touch count, so no size is compared:
+    # no count is significantly (|z| > 2) of the opposite sign, and at least two are
+    # significantly of the planted sign (measured: email z = 6.8, organic_search z = 6.5).
+    # Seed 7 fixes the data.
+    _split, model, truth = demo_leads
     contrasts = planted_contrasts(truth, model)
     resolvable = {k: v for k, v in contrasts.items() if abs(v) > 2 * model.bse[k]}
     assert len(resolvable) >= 4, (contrasts, model.bse)
     wrong = {k: (v, model.params[k]) for k, v in resolvable.items() if v * model.params[k] <= 0}
     assert not wrong, wrong
+    engagement = planted_engagement(truth, model)
+    z = {k: model.params[k] / model.bse[k] for k in engagement}
+    opposite = {k: z[k] for k, v in engagement.items() if np.sign(v) * z[k] < -2}
+    assert not opposite, (engagement, z)
+    agreeing = [k for k, v in engagement.items() if np.sign(v) * z[k] > 2]
+    assert len(agreeing) >= 2, (engagement, z)

@@ -37,7 +37,8 @@ Generative story (one function per step)
              + gamma * min(n_engagement, 6) + sum_c beta_c * exposed_c
 
    with the values in ``ground_truth.json["scoring"]`` (``exposed_c``: channel ``c``
-   touched the lead up to its MQL).
+   touched the lead, ``n_engagement``: engagement touches, both counted strictly before
+   the touch that fires the MQL, as a score known at the MQL instant sees them).
 6. Sales follow-up of an MQL in region ``r`` (sigma is the logistic function)::
 
        worked ~ Bernoulli(1 - u_r)         u_APAC = .45 (over capacity), else .03
@@ -58,8 +59,9 @@ Generative story (one function per step)
        P(SQL) = MQL * (1 - u_r) * [a * (g * b(1) + (1 - g) * b(0))
                                    + (1 - a) * pi_bad_timing * .6 * .25]
 
-   A channel's ``incremental_effect`` is the mean over exposed people of ``P(SQL)`` with
-   their history minus ``P(SQL)`` with that channel's touches removed (the MQL rule,
+   A channel's ``incremental_effect`` is the mean over exposed people (touched by the
+   channel up to and including their MQL touch) of ``P(SQL)`` with their history minus
+   ``P(SQL)`` with that channel's touches removed (the MQL rule,
    ``eta`` and the MQL date recomputed; person, lead source and experiment arms held fixed).
    For sales channels the same difference is taken on ``b`` (meeting: among accepted leads;
    call, e-mail: among worked leads, weighted by ``a``).
@@ -70,8 +72,9 @@ Generative story (one function per step)
    other people of the account. Won with probability
    ``sigma(w_segment + 1.0 * [buying group viewed an effective asset])``.
 9. Content: reps share assets during opportunities; buyers view, download, print and
-   forward them (linked by ``share_id``); some assets are never used, some stale ones are
-   still shared in the report quarter.
+   forward them (linked by ``share_id``); some assets are never used (no asset event at
+   all; every other asset has at least one), some stale ones are still shared in the report
+   quarter after they became stale (no other asset is stale by its end).
 
 Realistic quirks, each at a low rate: exact duplicate stage events, SAL stamped at the
 MQL's second, SAL recorded minutes before the MQL, sales touches without a user (~1 %).
@@ -266,7 +269,7 @@ INTERCEPT = -1.7
 SEGMENT_LOG_ODDS = np.array([0.0, 0.7, 1.2])
 INDUSTRY_LOG_ODDS = np.array([0.7, 0.5, 0.0, -0.4, -0.6, -1.0, -0.8, 0.0])
 PERSONA_LOG_ODDS = np.array([1.4, 0.9, 0.0, -0.9, -1.1, -3.0])
-ENGAGEMENT_LOG_ODDS = 0.15  # per engagement touch up to the MQL
+ENGAGEMENT_LOG_ODDS = 0.15  # per engagement touch strictly before the MQL touch
 ENGAGEMENT_CAP = 6
 MARKETING_LOG_ODDS = np.array([0.2, 0.0, 0.0, 0.3, 0.1, 0.9, 0.9, 0.0, 0.7])
 SALES_LOG_ODDS = {"sales_call": 0.3, "sales_email": 0.1, "sales_meeting": 1.2}
@@ -1016,7 +1019,7 @@ class _History:
     trigger: np.ndarray  # plan index of the touch at which the MQL rule fires; -1: never
     recorded: np.ndarray  # bool over the plan: touch happened (up to and incl. the MQL)
     exposed: np.ndarray  # (n_people, N_MKT) bool: channel touched the lead by its MQL
-    n_engagement: np.ndarray  # engagement touches up to the MQL
+    n_engagement: np.ndarray  # engagement touches strictly before the MQL touch
     eta: np.ndarray  # latent log-odds of qualifying
     mql_at: np.ndarray  # int64 seconds; -1 for non-MQLs
 
@@ -1052,14 +1055,22 @@ def _qualify_leads(plan: _Plan, people: _People, mask: np.ndarray) -> _History:
     """Apply the MQL rule to the touches in ``mask`` and compute each lead's ``eta``."""
     trigger = _first_trigger(plan, mask, people.n)
     limit = trigger[plan.person]
-    recorded = mask & ((limit < 0) | (np.arange(plan.person.size) <= limit))
-    person, channel = plan.person[recorded], plan.channel[recorded]
-    exposed = np.bincount(person * N_MKT + channel, minlength=people.n * N_MKT)
-    exposed = exposed.reshape(people.n, N_MKT) > 0
+    position = np.arange(plan.person.size)
+    recorded = mask & ((limit < 0) | (position <= limit))
+    # eta sees the touches strictly before the MQL touch: what a score known at the MQL
+    # instant can see (the firing touch carries the MQL's own timestamp); ``exposed`` keeps
+    # every channel that touched the lead by its MQL (the channel ground truth's exposed)
+    before = mask & ((limit < 0) | (position < limit))
+
+    def channels_of(touches: np.ndarray) -> np.ndarray:
+        cell = plan.person[touches] * N_MKT + plan.channel[touches]
+        return np.bincount(cell, minlength=people.n * N_MKT).reshape(people.n, N_MKT) > 0
+
     n_engagement = np.bincount(
-        person, weights=IS_ENGAGEMENT[plan.touch_type[recorded]], minlength=people.n
+        plan.person[before], weights=IS_ENGAGEMENT[plan.touch_type[before]], minlength=people.n
     )
-    eta = _latent_log_odds(people, exposed, n_engagement)
+    eta = _latent_log_odds(people, channels_of(before), n_engagement)
+    exposed = channels_of(recorded)
     mql_at = np.where(trigger >= 0, plan.ts[np.maximum(trigger, 0)], -1)
     return _History(trigger, recorded, exposed, n_engagement, eta, mql_at)
 
@@ -1622,6 +1633,13 @@ class _Assets:
     def n(self) -> int:
         return int(self.type.size)
 
+    @property
+    def stale_since(self) -> np.ndarray:
+        """Seconds from which each asset is stale: the earlier of ``updated_at +
+        STALE_DAYS`` and ``expires_at`` (the rule of ``alignment.assets``)."""
+        by_age = self.updated_at + STALE_DAYS * DAY
+        return np.where(self.expires_at >= 0, np.minimum(by_age, self.expires_at), by_age)
+
     def usable(self, types: Sequence[str]) -> np.ndarray:
         """Indices of assets of ``types`` that are not planted as never used."""
         ok = np.isin(self.type, [ASSET_TYPES.index(t) for t in types])
@@ -1668,8 +1686,13 @@ def _make_assets(rng: np.random.Generator) -> _Assets:
 
     Stale (planted): three not updated for more than `STALE_DAYS` before the report
     quarter's end, two expired during it (one of them the hostile ``<script>`` pricing
-    sheet); all five are re-shared in the report quarter. Effective: five assets whose
-    viewing by a buying group adds `EFFECTIVE_ASSET_WIN_LOG_ODDS` to the win log-odds.
+    sheet); all five are re-shared in the report quarter after they became stale
+    (`_share_assets`). Every other asset was updated after ``REPORT_QUARTER_END -
+    STALE_DAYS`` and expires after the report quarter, so it is not stale by its end.
+    Never used (planted): seven assets with popularity 0, left out of every pool that
+    draws assets; every other asset gets an internal view (`_assemble_asset_events`).
+    Effective: five assets whose viewing by a buying group adds
+    `EFFECTIVE_ASSET_WIN_LOG_ODDS` to the win log-odds.
     """
     types = np.repeat(np.arange(len(ASSET_TYPES)), ASSET_TYPE_COUNTS).astype(np.int8)
     n = types.size
@@ -1785,16 +1808,18 @@ def _share_assets(
         "opp": np.full(lead.size, -1, dtype=np.int64),
         "account": lead_account,
     }
-    # planted stale assets, re-sent in the report quarter to leads created before it
+    # planted stale assets, re-sent in the report quarter, after they became stale, to leads
+    # created before it
     n_again = 1 + rng.poisson(1.0, assets.stale_planted.size)
     stale_asset = np.repeat(assets.stale_planted, n_again)
+    stale_from = np.maximum(assets.stale_since[stale_asset], REPORT_QUARTER_START)
     candidates = np.flatnonzero(people.created_at < REPORT_QUARTER_START)
     to = rng.choice(candidates, stale_asset.size)
     to_account = people.account[to]
     to_colleague = _pick(rng, accounts.first_person[to_account], accounts.n_people[to_account])
     stale_block = {
         "asset": stale_asset,
-        "ts": rng.integers(REPORT_QUARTER_START, REPORT_QUARTER_END - DAY, stale_asset.size),
+        "ts": rng.integers(stale_from, REPORT_QUARTER_END - DAY),
         "user": users.pick(rng, TEAMS.index("sales"), people.region[to]),
         "recipient": to,
         "colleague": to_colleague,
@@ -2059,6 +2084,7 @@ def _assemble_asset_events(
     present = (touches["asset"] >= 0) & (touches["channel"] == SALES_MEETING)
     n_internal = max(50, round(0.8 * opps.n + 0.01 * people.n))
     weights = assets.popularity / assets.popularity.sum()
+    opened = assets.usable(ASSET_TYPES)  # every asset not planted as never used
     events = _concat(
         [
             _event_block(
@@ -2092,6 +2118,14 @@ def _assemble_asset_events(
                 rng.integers(ACTIVITY_START, EXPORTED_AT - DAY, n_internal),
                 "internal_view",
                 user=rng.choice(np.flatnonzero(users.team != 0), n_internal),
+            ),
+            # one more internal view of each asset not planted as never used, so that the
+            # planted ones are exactly the assets with no event
+            _event_block(
+                opened,
+                rng.integers(ACTIVITY_START, EXPORTED_AT - DAY, opened.size),
+                "internal_view",
+                user=rng.choice(np.flatnonzero(users.team != 0), opened.size),
             ),
         ]
     )
@@ -2490,21 +2524,19 @@ def _funnel_truth(
     }
 
 
-def _asset_truth(assets: _Assets, events: Mapping[str, np.ndarray], ids: _Ids) -> dict[str, Any]:
-    """Never used, stale and effective assets, computed on the written asset events."""
-    never_used = np.setdiff1d(np.arange(assets.n), np.unique(events["asset"]))
-    in_quarter = (events["ts"] >= REPORT_QUARTER_START) & (events["ts"] < REPORT_QUARTER_END)
-    shared = np.unique(events["asset"][in_quarter & (events["event_type"] == _E["share"])])
-    old = assets.updated_at < REPORT_QUARTER_END - STALE_DAYS * DAY
-    expired = (assets.expires_at >= 0) & (assets.expires_at < REPORT_QUARTER_END)
-    stale = np.intersect1d(shared, np.flatnonzero(old | expired))
+def _asset_truth(assets: _Assets, ids: _Ids) -> dict[str, Any]:
+    """Never used, stale and effective assets: the ids planted by `_make_assets`, chosen
+    before any event was drawn (not recomputed from the events, so tests that find them are
+    not circular)."""
     return {
-        "never_used": ids.asset(never_used).to_pylist(),
-        "stale": ids.asset(stale).to_pylist(),
+        "never_used": ids.asset(np.sort(assets.never_used)).to_pylist(),
+        "stale": ids.asset(np.sort(assets.stale_planted)).to_pylist(),
         "effective": ids.asset(assets.effective).to_pylist(),
         "stale_days": STALE_DAYS,
         "stale_rule": "updated_at more than stale_days before the report quarter's end, or "
-        "expires_at before it, and shared (event_type share) in the report quarter",
+        "expires_at before it, and shared (event_type share) in the report quarter at or "
+        "after it became stale; no other asset is stale by the report quarter's end",
+        "never_used_rule": "no asset event of any kind; every other asset has at least one",
         "report_quarter_end": _iso(REPORT_QUARTER_END),
         "effective_win_log_odds_effect": EFFECTIVE_ASSET_WIN_LOG_ODDS,
         "hostile_titles": list(HOSTILE_TITLES),
@@ -2547,7 +2579,7 @@ def _scoring_truth(history: _History, followup: _Followup, funnel: _Funnel) -> d
             "persona": "Practitioner",
         },
         "engagement_cap": ENGAGEMENT_CAP,
-        "features_as_of": "the MQL: touches up to and including the one that fired the rule",
+        "features_as_of": "the MQL: touches strictly before the one that fired the rule",
         "stage_model": {
             "p_sal_given_worked": f"{SAL_CEILING} * sigmoid(eta + {SAL_SHIFT}) * m_nurture",
             "p_meeting_given_sal": f"{MEETING_BASE} * m_script",
@@ -2593,7 +2625,7 @@ def _ground_truth(
         "experiments": _experiment_truth(people, history, followup, arms, opps),
         "sla_rollout": _sla_truth(),
         "funnel": _funnel_truth(people, users, funnel, touches, stages, ids),
-        "assets": _asset_truth(assets, events, ids),
+        "assets": _asset_truth(assets, ids),
         "scoring": _scoring_truth(history, followup, funnel),
         "opportunities": {
             "cycle_gap_days": CYCLE_GAP_DAYS,

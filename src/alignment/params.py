@@ -194,10 +194,17 @@ class AttributionParams(_Strict):
         "u_shaped",
         "w_shaped",
         "time_decay",
+        "full_path",
+        "j_shaped",
+        "inverse_j",
         "markov",
         "shapley",
     )
     markov_order: int = Field(1, ge=1, le=4)
+    shapley_game: Literal["conversion_rate", "conversions"] = Field(
+        "conversion_rate",
+        description="Shapley worth of a channel set: its journeys' conversion rate, or count",
+    )
     time_decay_half_life_days: float = Field(7.0, gt=0)
     bootstrap_replicates: int = Field(200, ge=0, le=10_000)
 
@@ -210,12 +217,16 @@ class AssetParams(_Strict):
 
 
 class ScoringParams(_Strict):
-    """Lead-scoring settings."""
+    """Lead-scoring settings.
+
+    There is no setting for the current MQL rule: the rule judged is what the CRM recorded,
+    each lead's first ``MQL`` stage event (``alignment.scoring``), and its wording is
+    ``definitions.MQL``, printed verbatim in the lead-quality section.
+    """
 
     outcome_stage: Literal["SQL", "Opportunity", "Customer"] = "SQL"
     outcome_window_days: int = Field(90, gt=0)
     regularisation: float = Field(1.0, ge=0)
-    current_mql_rule: str | None = None
     score_horizon_days: int = Field(
         90, gt=0, description="a lead not MQL within this many days of creation is scored then"
     )

@@ -996,7 +996,7 @@ def fit_lead_score(
     numeric: Sequence[str] | None = None,
     min_level_n: int = 20,
     cap_quantile: float = 0.99,
-    include_rule: bool = True,
+    include_rule: bool = False,
     cluster: str | None = "account_id",
 ) -> ScoreModelResult:
     """Fit the lead score: a logistic regression with a light ridge penalty.
@@ -1021,13 +1021,13 @@ def fit_lead_score(
         Numeric features are capped at this training quantile (a few leads with hundreds of
         e-mail opens would otherwise decide the slope).
     include_rule : bool
-        Use ``current_rule`` (did the MQL rule fire by the scoring instant) as a feature, when
-        the frame has it. It is known at the scoring instant, and it carries what the strict
-        leakage rule hides from the touch counts: the touch that triggers an MQL is usually
-        stamped at the MQL instant itself, so it is not "strictly before". With it the score
-        measures what fit and engagement add to the rule; its odds ratio also holds the
-        effect of being worked by sales (only MQLs were), so read it as the rule's weight in
-        today's process, not as lead quality alone.
+        Also use ``current_rule`` (did the MQL rule fire by the scoring instant) as a feature,
+        when the frame has it. Off by default: the question is whether a score built from fit
+        and engagement alone picks converting leads better than the rule, and a score that
+        contains the rule cannot answer it (it would beat the rule partly by being the rule).
+        On, the score measures what fit and engagement add to the rule; the rule's odds ratio
+        then also holds the effect of being worked by sales (only MQLs were), so read it as
+        the rule's weight in today's process, not as lead quality alone.
     cluster : str or None
         Column whose groups are not independent (default ``account_id``: leads of one
         account share its fit and its buying cycle). Standard errors are then cluster-robust
@@ -1043,7 +1043,10 @@ def fit_lead_score(
     Notes
     -----
     λ = 0: statsmodels ``GLM(Binomial).fit()``, with ``cov_type="cluster"`` when clustered.
-    λ > 0: statsmodels ``GLM.fit_regularized(L1_wt=0)`` with per-column penalty weights, and
+    λ > 0: statsmodels ``GLM.fit_regularized(L1_wt=0)`` with per-column penalty weights
+    (a BFGS search), finished with Newton steps on the same penalised log-likelihood until
+    the largest step is below 1e-10 (BFGS can stop short on counts of very different
+    scales; Newton's method on this concave objective converges quadratically), and
     standard errors from the ridge sandwich ``H⁻¹ M H⁻¹`` with ``H = X'WX + λ·diag(sd²)``
     (the penalised information) [1]_ and ``M`` the variance of the score: ``X'WX`` for
     independent leads, or the sum over clusters of the outer products of their summed
@@ -1116,7 +1119,15 @@ def fit_lead_score(
     else:
         penalty = regularisation * scales.to_numpy() ** 2  # in units of the summed log-lik
         fit = model.fit_regularized(alpha=penalty / n, L1_wt=0.0, maxiter=200)
-        params = np.asarray(fit.params)
+        params = np.asarray(fit.params, dtype=float)
+        for _step in range(50):  # Newton polish: gradient and Hessian of the penalised fit
+            mu = _expit(x @ params)
+            information = (x * (mu * (1 - mu))[:, None]).T @ x
+            hessian = information + np.diag(penalty)
+            step = np.linalg.solve(hessian, x.T @ (y - mu) - penalty * params)
+            params = params + step
+            if np.max(np.abs(step)) < 1e-10:
+                break
         mu = _expit(x @ params)
         information = (x * (mu * (1 - mu))[:, None]).T @ x
         hessian = information + np.diag(penalty)
@@ -1704,6 +1715,8 @@ def compare_with_current_rule(
 
 BUSINESS_WEEK_HOURS = 120.0  # Monday to Friday, 24 h a day (the funnel's business clock)
 WEEK_HOURS = 168.0
+BUSINESS_DAYS_PER_WEEK = 5
+MAX_EXACT_CUTS = 2_000  # beyond this many candidate cuts, the queue is run on a grid of cuts
 
 
 def _capacity_by_region(
@@ -1748,28 +1761,47 @@ def _capacity_by_region(
     return table.astype({"capacity_leads_per_week": float, "n_users": "int64"}), note
 
 
-def _late_counts(weeks: np.ndarray, order: np.ndarray, capacity: float) -> np.ndarray:
-    """For every k, how many of the top-k leads would miss the SLA; ``late[k]``, k = 0..n.
+def _queue_waits(arrivals: np.ndarray, service_hours: float) -> np.ndarray:
+    """Waits (hours until work starts) of leads served first in first out, one at a time.
 
-    ``weeks`` is each lead's arrival week (0, 1, ...); ``order`` lists the leads best first
-    (the top-k are ``order[:k]``). Each week the team takes on up to ``capacity`` leads,
-    first in first out; the leads still waiting at the end of their arrival week miss the
-    SLA (a lead carried over from an earlier week was counted then). The backlog follows
-    Lindley's recursion, ``B_w = max(0, B_(w−1) + A_w − capacity)``. Vectorised over k.
+    ``arrivals`` are sorted arrival positions in hours; each lead takes ``service_hours`` of
+    the team's time. Lindley's recursion ``W_j = max(0, W_(j-1) + s − (a_j − a_(j-1)))`` in
+    closed form: work on lead ``j`` starts at ``max_(i≤j) (a_i + (j − i)·s)``.
+    """
+    if arrivals.size == 0:
+        return arrivals.astype(float)
+    if not np.isfinite(service_hours):  # no capacity: no lead is ever started
+        return np.full(arrivals.size, np.inf)
+    steps = np.arange(arrivals.size) * service_hours
+    start = np.maximum.accumulate(arrivals - steps) + steps
+    return start - arrivals
+
+
+def _late_counts(
+    arrivals: np.ndarray,
+    order: np.ndarray,
+    service_hours: float,
+    sla_hours: float,
+    ks: np.ndarray | None = None,
+) -> np.ndarray:
+    """How many of the top-k leads would wait beyond the SLA, for each k in ``ks``.
+
+    ``arrivals`` holds each lead's arrival position in hours; ``order`` lists the leads best
+    first (the top-k are ``order[:k]``); ``ks`` defaults to every k = 0..n. The top-k leads
+    are queued in arrival order (:func:`_queue_waits`) and a lead is late when its wait
+    exceeds ``sla_hours`` (a wait of exactly the SLA is within it).
     """
     n = order.size
-    n_weeks = int(weeks.max()) + 1 if n else 1
-    arrivals = np.zeros((n + 1, n_weeks))  # arrivals[k, w]: top-k leads arriving in week w
-    if n:
-        one_hot = np.zeros((n, n_weeks))
-        one_hot[np.arange(n), weeks[order]] = 1.0
-        arrivals[1:] = np.cumsum(one_hot, axis=0)
-    backlog = np.zeros(n + 1)
-    late = np.zeros(n + 1)
-    for week in range(n_weeks):
-        backlog = np.maximum(0.0, backlog + arrivals[:, week] - capacity)
-        late += np.minimum(arrivals[:, week], backlog)
-    return np.round(late, 9)
+    ks = np.arange(n + 1) if ks is None else np.asarray(ks, dtype=int)
+    by_arrival = np.argsort(arrivals, kind="stable")
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    rank_by_arrival, sorted_arrivals = rank[by_arrival], arrivals[by_arrival].astype(float)
+    late = np.zeros(ks.size)
+    for i, k in enumerate(ks):
+        waits = _queue_waits(sorted_arrivals[rank_by_arrival < k], service_hours)
+        late[i] = np.count_nonzero(waits > sla_hours + 1e-9)
+    return late
 
 
 @dataclass(frozen=True, slots=True)
@@ -1793,7 +1825,11 @@ class ThresholdResult:
     def summary(self) -> pd.DataFrame:
         """Per region and in total: capacity, the threshold, leads per week sent by the score
         and by the rule, the share of each that would miss the SLA, converted leads of each
-        and the gain with its interval."""
+        and the gain with its interval; ``note`` says why a cell is empty.
+
+        The ``total`` row sums the regions with a known capacity (late shares pooled over
+        their leads); it has no threshold, since each region has its own.
+        """
         if self.by_region.empty:
             return self.by_region
         table = self.by_region.copy()
@@ -1806,24 +1842,39 @@ class ThresholdResult:
             }
             return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
         known = table[table["capacity_leads_per_week"].notna()]
-        if len(table) > 1:
+        if len(table) > 1 and len(known):
+            sent = known["score_leads_per_week"]
+            rule_sent = known["rule_leads_per_week"]
             total = {
                 "region": "total",
-                "capacity_leads_per_week": known["capacity_leads_per_week"].sum()
-                if len(known)
-                else np.nan,
+                "capacity_leads_per_week": known["capacity_leads_per_week"].sum(),
+                "capacity_leads_per_day": known["capacity_leads_per_day"].sum(),
                 "threshold": np.nan,
-                "score_leads_per_week": known["score_leads_per_week"].sum()
-                if len(known)
-                else np.nan,
-                "score_late_share": np.nan,
-                "rule_leads_per_week": table["rule_leads_per_week"].sum(),
-                "rule_late_share": np.nan,
-                "score_converted": known["score_converted"].sum() if len(known) else np.nan,
-                "rule_converted": table["rule_converted"].sum(),
+                "score_leads_per_week": sent.sum(),
+                "score_late_share": (known["score_late_share"] * sent).sum() / sent.sum()
+                if sent.sum() > 0
+                else 0.0,
+                "rule_leads_per_week": rule_sent.sum(),
+                "rule_late_share": (known["rule_late_share"] * rule_sent).sum() / rule_sent.sum()
+                if rule_sent.sum() > 0
+                else 0.0,
+                "score_converted": known["score_converted"].sum(),
+                "rule_converted": known["rule_converted"].sum(),
                 "sqls_gained": self.sqls_gained,
                 "sqls_gained_ci_low": self.sqls_gained_ci_low,
                 "sqls_gained_ci_high": self.sqls_gained_ci_high,
+                "note": "; ".join(
+                    [
+                        "regions with a known capacity"
+                        + ("" if len(known) == len(table) else " only")
+                        + "; no threshold: each region has its own",
+                        *(
+                            ["no bootstrap interval (n_boot = 0)"]
+                            if np.isnan(self.sqls_gained_ci_low)
+                            else []
+                        ),
+                    ]
+                ),
             }
             table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
         return table
@@ -1842,7 +1893,7 @@ def choose_capacity_threshold(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> ThresholdResult:
-    """The lowest score threshold per region that sales can work within the SLA.
+    """The lowest score threshold per region whose leads sales can work within the SLA.
 
     Parameters
     ----------
@@ -1853,11 +1904,13 @@ def choose_capacity_threshold(
     quarter : str, optional
         The quarter whose lead flow is measured (the evaluation quarter).
     sla_hours : float
-        Time allowed from the MQL to the first sales touch, in hours.
+        Time allowed from the lead's arrival (its scoring instant) to the start of sales work
+        on it (the first sales touch), in hours.
     business_hours : bool
-        Count the SLA on the Mon-Fri clock (as the funnel does) or in elapsed hours.
+        Count arrivals, work and the SLA on the Mon-Fri clock (as the funnel does) or in
+        elapsed hours.
     max_late_share : float
-        Share of the leads sent that may miss the SLA (default 5 %).
+        Share of the leads sent that may wait beyond the SLA (default 5 %).
     teams : sequence of str
         Users whose capacity works the leads: SDRs by default (they work MQLs); sales when no
         SDR has a capacity.
@@ -1867,26 +1920,40 @@ def choose_capacity_threshold(
     Returns
     -------
     ThresholdResult
-        ``by_region``: ``region, capacity_leads_per_week, threshold, score_leads_per_week,
-        score_late_share, rule_leads_per_week, rule_late_share, score_converted,
-        rule_converted, sqls_gained, sqls_gained_ci_low, sqls_gained_ci_high`` (score against
-        the rule as it was, its late leads included).
+        ``by_region``: ``region, capacity_leads_per_week, capacity_leads_per_day, threshold,
+        score_leads_per_week, score_late_share, rule_leads_per_week, rule_late_share,
+        score_converted, rule_converted, sqls_gained, sqls_gained_ci_low,
+        sqls_gained_ci_high, note`` (score against the rule as it was, its late leads
+        included; ``note`` says why a cell is empty).
 
     Notes
     -----
-    ``capacity_leads_per_week`` is read as the leads a region's SDRs can take on in a week
-    and work within the SLA (the funnel's reading of capacity against inflow). Leads arrive
-    at their scoring instant, in weeks counted on the business clock (Mon-Fri, so a weekend
-    arrival joins the next week, whose Monday starts its SLA) when ``business_hours``, else
-    on the elapsed clock. Each week the team takes on up to its capacity, first in first out;
-    leads beyond it wait into a later week and miss the SLA, which is assumed to be at most
-    a working week (a longer one is flagged in ``note``). For each region, leads are sent
-    from the best score down, and the threshold is the lowest score at which at most
-    ``max_late_share`` of the leads sent would miss the SLA. The same queue gives the current
-    rule's share of late leads. Leads from other sources that also need the team are not in
-    the queue, so the capacity left for scored leads is, if anything, smaller.
-    Converted leads are observed outcomes: leads the rule did not send were not worked, so
-    the gain is conservative.
+    The rule. A region's SDRs work ``capacity_leads_per_week / 5`` leads per business day,
+    one after another in arrival order (first in, first out): each lead takes
+    ``s = 24 h / (capacity_leads_per_week / 5)`` of the team's time on the business clock
+    (Mon-Fri, 24 h a day, so a weekend arrival waits for Monday), or ``s = 168 h /
+    capacity_leads_per_week`` on the elapsed clock. Leads arrive at their scoring instant;
+    the queue starts empty at the start of the quarter. A lead's wait is the time from its
+    arrival to the start of work on it (Lindley's recursion [1]_, :func:`_queue_waits`), and
+    it is **late** when the wait exceeds ``sla_hours``. For each region, leads are sent from
+    the best score down, and the threshold is the lowest score (a cut between distinct
+    scores) at which at most ``max_late_share`` of the leads sent are late. Waits do not
+    depend on the SLA, so a shorter SLA makes every set of leads at least as late and never
+    allows more leads; the same queue gives the current rule's late share. With more than
+    2,000 candidate cuts in a region, only an even grid of 2,000 of them is tried: the
+    threshold is then the best cut on the grid, feasible but possibly sending a few leads
+    fewer than the best of all cuts (``note`` says so). The queue is a single server with
+    the team's pooled rate: several SDRs working in parallel take a lead up slightly sooner
+    when the queue is short. Leads from other sources that also need the team are not in
+    the queue, so the capacity left for scored leads is, if anything, smaller. Converted
+    leads are observed outcomes: leads the rule did not send were not worked, so the gain is
+    conservative. Checked against a lead-by-lead simulation and hand-computed queues in
+    ``tests/test_scoring.py``.
+
+    References
+    ----------
+    .. [1] Lindley, D. V. (1952). The theory of queues with a single server. *Mathematical
+       Proceedings of the Cambridge Philosophical Society* 48(2), 277-289.
     """
     if sla_hours <= 0:
         raise ValueError(f"sla_hours must be positive; got {sla_hours}")
@@ -1922,20 +1989,16 @@ def choose_capacity_threshold(
         n_weeks = max((ts.max() - ts.min()).total_seconds() / (7 * SECONDS_PER_DAY), 1.0)
         origin = ts.min()
     week_hours = BUSINESS_WEEK_HOURS if business_hours else WEEK_HOURS
-    position = hours_between(origin, frame["scored_at"], business_hours=business_hours)
-    weeks = np.clip(np.floor(position / week_hours), 0, None).astype(int)
-    if sla_hours > week_hours:
-        long_sla = (
-            f"the SLA ({sla_hours:g} h) is longer than a working week: lateness is overstated"
-        )
-        note = f"{note}; {long_sla}" if note else long_sla
+    arrivals = np.clip(
+        hours_between(origin, frame["scored_at"], business_hours=business_hours), 0, None
+    ).astype(float)
     y = frame["converted"].astype(bool).to_numpy()
     score = frame["score"].to_numpy(float)
     rule = frame["current_rule"].astype(bool).to_numpy()
     regions = frame["region"].astype(str).to_numpy()
     cap_by_region = dict(zip(capacity["region"], capacity["capacity_leads_per_week"], strict=True))
     rows, gains, strata = [], np.zeros(y.size), np.zeros(y.size, dtype=int)
-    sent_all = np.zeros(y.size, dtype=bool)
+    gridded: list[str] = []
     for i, region in enumerate(sorted(set(regions))):
         idx = np.flatnonzero(regions == region)
         strata[idx] = i
@@ -1944,6 +2007,9 @@ def choose_capacity_threshold(
         row = {
             "region": region,
             "capacity_leads_per_week": float(cap) if cap is not None else nan,
+            "capacity_leads_per_day": float(cap) / BUSINESS_DAYS_PER_WEEK
+            if cap is not None
+            else nan,
             "threshold": nan,
             "score_leads_per_week": nan,
             "score_late_share": nan,
@@ -1954,28 +2020,40 @@ def choose_capacity_threshold(
             "sqls_gained": nan,
             "sqls_gained_ci_low": nan,
             "sqls_gained_ci_high": nan,
+            "note": "capacity unknown: no threshold",
         }
         if cap is not None:
-            if rule_idx.size:
-                late_rule = _late_counts(weeks[rule_idx], np.arange(rule_idx.size), cap)[-1]
-                row["rule_late_share"] = late_rule / rule_idx.size
+            service = week_hours / float(cap) if cap > 0 else np.inf
+            row["rule_late_share"] = (
+                _late_counts(arrivals[rule_idx], np.arange(rule_idx.size), service, sla_hours)[-1]
+                / rule_idx.size
+                if rule_idx.size
+                else 0.0
+            )
             order = np.argsort(-score[idx], kind="mergesort")
-            late = _late_counts(weeks[idx], order, cap)
-            k = _largest_feasible_k(score[idx][order], late, max_late_share)
+            k, late_k, exact = _largest_feasible_k(
+                score[idx][order], arrivals[idx], order, service, sla_hours, max_late_share
+            )
+            if not exact:
+                gridded.append(region)
             sent = np.zeros(idx.size, dtype=bool)
             sent[order[:k]] = True
-            sent_all[idx] = sent
             region_gain = y[idx] * (sent.astype(float) - rule[idx].astype(float))
             gains[idx] = region_gain
             low, high = _bootstrap_sum(region_gain, n_boot=n_boot, seed=seed + i, alpha=alpha)
             row.update(
                 threshold=float(score[idx][order][k - 1]) if k else nan,
                 score_leads_per_week=k / n_weeks,
-                score_late_share=late[k] / k if k else 0.0,
+                score_late_share=late_k / k if k else 0.0,
                 score_converted=float(y[idx][sent].sum()),
                 sqls_gained=float(region_gain.sum()),
                 sqls_gained_ci_low=low,
                 sqls_gained_ci_high=high,
+                note="; ".join(
+                    ([] if k else [f"no lead can be worked within the {sla_hours:g}-hour SLA"])
+                    # (only with no capacity: the first lead of an empty queue never waits)
+                    + ([] if n_boot > 0 else ["no bootstrap interval (n_boot = 0)"])
+                ),
             )
         rows.append(row)
     by_region = pd.DataFrame(rows)
@@ -1984,9 +2062,15 @@ def choose_capacity_threshold(
         reason = note
         note = None
     missing = [r for r in by_region["region"] if r not in cap_by_region] if capacity_known else []
+    extras = []
     if missing:
-        extra = f"capacity unknown for {', '.join(missing)}: no threshold there"
-        note = f"{note}; {extra}" if note else extra
+        extras.append(f"capacity unknown for {', '.join(missing)}: no threshold there")
+    if gridded:
+        extras.append(
+            f"thresholds in {', '.join(gridded)} chosen on a grid of {MAX_EXACT_CUTS:,} cuts"
+        )
+    if extras:
+        note = "; ".join([note, *extras] if note else extras)
     known = np.isin(regions, [r for r in cap_by_region])
     if capacity_known and known.any():
         low, high = _bootstrap_sum(
@@ -2012,15 +2096,34 @@ def choose_capacity_threshold(
     )
 
 
-def _largest_feasible_k(sorted_scores: np.ndarray, late: np.ndarray, max_late_share: float) -> int:
-    """The most leads (cut between distinct scores) with ``late[k] <= max_late_share · k``."""
+def _largest_feasible_k(
+    sorted_scores: np.ndarray,
+    arrivals: np.ndarray,
+    order: np.ndarray,
+    service_hours: float,
+    sla_hours: float,
+    max_late_share: float,
+) -> tuple[int, float, bool]:
+    """The most leads, best first and cut between distinct scores, with at most
+    ``max_late_share`` of them late: ``(k, late leads among them, exact)``.
+
+    Every cut is tried when there are at most ``MAX_EXACT_CUTS``; else an even grid of that
+    many (``exact`` is then False).
+    """
     n = sorted_scores.size
     if n == 0:
-        return 0
-    ks = np.arange(1, n + 1)
+        return 0, 0.0, True
     at_boundary = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]  # no cut inside a tie
-    feasible = (late[1:] <= max_late_share * ks + 1e-9) & at_boundary
-    return int(ks[feasible].max()) if feasible.any() else 0
+    cuts = np.flatnonzero(at_boundary) + 1  # candidate k
+    exact = cuts.size <= MAX_EXACT_CUTS
+    if not exact:
+        cuts = cuts[np.unique(np.linspace(0, cuts.size - 1, MAX_EXACT_CUTS).round().astype(int))]
+    late = _late_counts(arrivals, order, service_hours, sla_hours, ks=cuts)
+    feasible = late <= max_late_share * cuts + 1e-9
+    if not feasible.any():
+        return 0, 0.0, exact
+    best = int(np.flatnonzero(feasible).max())
+    return int(cuts[best]), float(late[best]), exact
 
 
 # --------------------------------------------------------------------------------------------
@@ -2299,7 +2402,9 @@ def lead_quality_verdict(
     if not signals.empty:
         top = signals.loc[(signals["coef"].abs() / signals["se"]).idxmax()]
         what = f"{top['feature']} {top['per']}" if top["level"] else top["per"]
+        lead_in = "Beyond the rule, the" if "current_rule" in set(table["feature"]) else "The"
         sentences.append(
-            f"Beyond the rule, the clearest signal is {what} ({top['odds_ratio']:.2f}x the odds)."
+            f"{lead_in} clearest signal in the score is {what} "
+            f"({top['odds_ratio']:.2f}x the odds)."
         )
     return " ".join(sentences)
