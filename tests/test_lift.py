@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import itertools
 import json
 import math
 from pathlib import Path
@@ -396,12 +397,17 @@ def test_clustered_lift_matches_statsmodels_formula_cluster_robust_ols():
     assert res.abs_se > lift.estimate_lift_frame(frame, "arm", "y", "ctl", "trt").abs_se
 
 
-@pytest.mark.parametrize(("account", "message"), [
-    ([1.0, 1, None, 2, 2, 3, 3, 4], "column 'account' has missing values in rows 3"),
-    ([1] * 8, "holds one cluster; need at least 2"),
+CLUSTER_Y = [0, 1, 0, 1, 1, 1, 0, 1]
+
+
+@pytest.mark.parametrize(("account", "y", "message"), [
+    ([1.0, 1, None, 2, 2, 3, 3, 4], CLUSTER_Y, "column 'account' has missing values in rows 3"),
+    ([1] * 8, CLUSTER_Y, "holds one cluster; need at least 2"),
+    ([1, 1, 2, 2, 3, 3, 4, 4], [0, 1, 0, 1, 0, 0, 0, 0],
+        "treatment arm 'B' has outcome 0 for every unit"),
 ])  # fmt: skip
-def test_bad_clustered_input_raises_a_clear_error(account, message):
-    frame = pd.DataFrame({"arm": list("AAAABBBB"), "y": [0, 1, 0, 1, 1, 1, 0, 1]})
+def test_bad_clustered_input_raises_a_clear_error(account, y, message):
+    frame = pd.DataFrame({"arm": list("AAAABBBB"), "y": y})
     with pytest.raises(ValueError) as info:
         frame = frame.assign(account=account)
         lift.estimate_lift_clustered(frame, "arm", "y", "A", "B", "account")
@@ -482,8 +488,15 @@ def test_event_study_flags_a_planted_pre_trend_and_recovers_lags():
 
 
 def test_did_with_clustering_covers_93_to_97_percent_of_null_rollouts():
+    """2x2 DiD with 40 regions (t(39) inference, no bootstrap): 4,000 seeded null roll-outs.
+
+    The design is the same in every simulation, so estimates and standard errors are closed
+    forms applied to all outcome vectors at once (OLS row of (X'X)^-1 X'; CR1 and classical
+    variances), checked against ``estimate_did`` on the first simulations. Monte Carlo
+    standard error of a coverage near 95 %: sqrt(0.95 x 0.05 / 4,000) = 0.34 points.
+    """
     rng = np.random.default_rng(99)
-    regions, per_cell, sims = 40, 10, 1_000
+    regions, per_cell, sims = 40, 10, 4_000
     region = np.repeat(np.arange(regions), 2 * per_cell)
     post = np.tile(np.repeat([0, 1], per_cell), regions)
     treated = (region < regions // 2).astype(int)
@@ -492,18 +505,202 @@ def test_did_with_clustering_covers_93_to_97_percent_of_null_rollouts():
     y = (rng.normal(0, 1, (sims, regions))[:, region]
          + rng.normal(0, 0.5, (sims, 2 * regions))[:, cell]
          + rng.normal(0, 1, (sims, len(region))))  # fmt: skip
+    exog = np.column_stack([np.ones(len(region)), treated, post, treated * post])
+    n, k = exog.shape
+    row = np.linalg.solve(exog.T @ exog, exog.T)[3]  # the interaction's OLS weights
+    estimate = y @ row
+    resid = y - (y @ np.linalg.pinv(exog).T) @ exog.T
+    scores = np.stack([resid[:, region == g] @ row[region == g] for g in range(regions)], 1)
+    se_cluster = np.sqrt(regions / (regions - 1) * (n - 1) / (n - k) * (scores**2).sum(1))
+    se_naive = np.sqrt((resid**2).sum(1) / (n - k) * (row @ row))
     base = pd.DataFrame({"region": region, "treated": treated, "post": post})
-    clustered, naive = [], []
-    for k in range(sims):
-        frame = base.assign(y=y[k])
-        res = lift.estimate_did(frame, "y", "treated", "post", cluster="region")
-        clustered.append(res.ci_low <= 0 <= res.ci_high)
-        res = lift.estimate_did(frame, "y", "treated", "post")
-        naive.append(res.ci_low <= 0 <= res.ci_high)
-    # Reference: 1,000 seeded null roll-outs, nominal 95 %. Tolerance: 93-97 %.
+    for j in range(3):  # the closed forms are estimate_did's
+        res = lift.estimate_did(base.assign(y=y[j]), "y", "treated", "post", cluster="region")
+        assert res.cov_type == "cluster" and res.df == regions - 1
+        assert_allclose([res.estimate, res.se], [estimate[j], se_cluster[j]], rtol=1e-10)
+        res = lift.estimate_did(base.assign(y=y[j]), "y", "treated", "post")
+        assert_allclose(res.se, se_naive[j], rtol=1e-10)
+    clustered = np.abs(estimate) <= stats.t.ppf(0.975, regions - 1) * se_cluster
+    naive = np.abs(estimate) <= stats.t.ppf(0.975, n - k) * se_naive
+    # Reference: 4,000 seeded null roll-outs, nominal 95 %. Tolerance: 93-97 % (about six
+    # Monte Carlo standard errors each side).
     assert 0.93 <= np.mean(clustered) <= 0.97, np.mean(clustered)
     # Ignoring the region-period shocks under-covers (measured: about 89 %).
     assert np.mean(naive) < np.mean(clustered) - 0.03
+
+
+def rollout_design(regions: int, months: int, start: int, n_treated: int) -> pd.DataFrame:
+    """A balanced region x month panel; the first ``n_treated`` regions adopt at ``start``."""
+    region = np.repeat(np.arange(regions), months)
+    month = np.tile(np.arange(months), regions)
+    return pd.DataFrame({
+        "region": region, "month": month, "treated": (region < n_treated).astype(int),
+        "post": (month >= start).astype(int),
+    })  # fmt: skip
+
+
+def twfe_exog(design: pd.DataFrame) -> np.ndarray:
+    """Constant, treated x post, region and month dummies (first level dropped): estimate_did's."""
+    region, month = design.region.to_numpy(), design.month.to_numpy()
+    return np.column_stack([
+        np.ones(len(design)), design.treated * design.post,
+        np.eye(region.max() + 1)[region][:, 1:], np.eye(month.max() + 1)[month][:, 1:],
+    ])  # fmt: skip
+
+
+def refitted_wild_p_value(y, exog, groups, draws, beta0):
+    """Brute-force WCR p-value: impose beta0, refit statsmodels OLS (CR1, clustered) per draw."""
+    import statsmodels.api as sm
+
+    restricted = sm.OLS(y - beta0 * exog[:, 1], np.delete(exog, 1, axis=1)).fit()
+    fitted, u = y - restricted.resid, restricted.resid
+    data = sm.OLS(y, exog).fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    t_data = abs(data.params[1] - beta0) / data.bse[1]
+    t_star = []
+    for v in draws:
+        fit = sm.OLS(fitted + v[groups] * u, exog).fit(
+            cov_type="cluster", cov_kwds={"groups": groups}, use_t=True
+        )
+        t_star.append(abs(fit.params[1] - beta0) / fit.bse[1])
+    return float(np.mean(np.asarray(t_star) >= t_data * (1 - 1e-9))), data
+
+
+@pytest.mark.parametrize(("weights", "regions", "months", "n_draws"), [
+    ("webb", 4, 5, 1_296),  # 6^4 draws, every one refitted once
+    ("rademacher", 6, 4, 64),  # 2^6 draws, refitted at 0 and on both sides of both CI ends
+])  # fmt: skip
+def test_wild_bootstrap_matches_refitting_every_draw(weights, regions, months, n_draws):
+    rng = np.random.default_rng(5)
+    design = rollout_design(regions, months, months // 2, regions // 2)
+    frame = design.assign(y=rng.normal(size=len(design)) + 0.7 * design.treated * design.post
+                          + rng.normal(size=regions)[design.region])  # fmt: skip
+    res = lift.estimate_did(frame, "y", "treated", "post", cluster="region", unit="region",
+                            period="month", bootstrap_weights=weights)  # fmt: skip
+    boot, exog, groups = res.bootstrap, twfe_exog(design), design.region.to_numpy()
+    points = lift.WEBB_WEIGHTS if weights == "webb" else lift.RADEMACHER_WEIGHTS
+    draws = np.array(list(itertools.product(points, repeat=regions)))
+    assert boot.is_enumerated and boot.n_draws == len(draws) == n_draws
+    low, high = res.ci_low, res.ci_high
+    eps = 1e-6 * res.se
+    values = [0.0] if weights == "webb" else [0.0, low - eps, low + eps, high - eps, high + eps]
+    for beta0 in values:
+        expected, data = refitted_wild_p_value(frame.y.to_numpy(), exog, groups, draws, beta0)
+        # Reference: every draw refitted with statsmodels OLS, cluster-robust CR1 errors; the
+        # p-value is a share of draws, so it must agree exactly (float noise in |t| ties is
+        # absorbed by the same 1e-9 relative tie tolerance on both sides).
+        assert boot.p_value(beta0) == pytest.approx(expected, abs=1e-12), beta0
+    # Reference: statsmodels estimate and CR1 standard error. Tolerance: 1e-10.
+    assert_allclose([boot.estimate, boot.se, res.se], [data.params[1], data.bse[1], data.bse[1]],
+                    rtol=1e-10)  # fmt: skip
+    assert res.p_value == boot.p_value(0.0) and res.cov_type == "cluster-wild-bootstrap"
+    if weights == "rademacher":
+        # The interval inverts the test: just inside each end p > alpha, just outside p <= alpha
+        # (checked above against brute force at those very points).
+        assert boot.p_value(low + eps) > 0.05 >= boot.p_value(low - eps)
+        assert boot.p_value(high - eps) > 0.05 >= boot.p_value(high + eps)
+
+
+def test_rademacher_with_four_clusters_can_never_reject_at_5_percent():
+    rng = np.random.default_rng(8)
+    design = rollout_design(4, 12, 6, 2)
+    frame = design.assign(y=rng.normal(size=len(design)) + 20.0 * design.treated * design.post)
+    res = lift.estimate_did(frame, "y", "treated", "post", cluster="region", unit="region",
+                            period="month", bootstrap_weights="rademacher")  # fmt: skip
+    # Reference: enumeration of 2^4 = 16 draws, where v and -v tie and the all-ones draw
+    # reproduces the data, so no p-value is below 2/16 = 1/8 and a 95 % interval is the line.
+    assert res.bootstrap.n_draws == 16 and res.bootstrap.is_enumerated
+    assert min(res.bootstrap.p_value(b) for b in (0.0, -100.0, 100.0, 1e6)) >= 1 / 8
+    assert (res.ci_low, res.ci_high) == (-math.inf, math.inf)
+    # Webb's six points give 6^4 = 1,296 draws: this large effect (t = 15) is then detected.
+    # (With 4 clusters WCR has little power: t = 4 gives p = 0.056 with these data.)
+    webb = lift.estimate_did(frame, "y", "treated", "post", cluster="region", unit="region",
+                             period="month")  # fmt: skip
+    assert webb.bootstrap.weights == "webb" and webb.bootstrap.n_draws == 1_296
+    assert webb.p_value < 0.05 and 0 < webb.ci_low < webb.ci_high < math.inf
+
+
+@pytest.mark.parametrize(("regions", "cov_type", "inference"), [
+    (4, "cluster-wild-bootstrap", "wild cluster bootstrap (WCR, Webb weights, all 1,296 draws)"),
+    (8, "cluster-wild-bootstrap", "wild cluster bootstrap (WCR, Webb weights, 9,999 draws)"),
+    (12, "cluster-wild-bootstrap",
+        "wild cluster bootstrap (WCR, Rademacher weights, all 4,096 draws)"),
+    (20, "cluster-wild-bootstrap",
+        "wild cluster bootstrap (WCR, Rademacher weights, 9,999 draws)"),
+    (30, "cluster", "t(29)"),
+])  # fmt: skip
+def test_did_uses_the_wild_bootstrap_below_30_clusters(regions, cov_type, inference):
+    design = rollout_design(regions, 6, 3, regions // 2)
+    frame = design.assign(y=np.random.default_rng(regions).normal(size=len(design)))
+    res = lift.estimate_did(frame, "y", "treated", "post", cluster="region", unit="region",
+                            period="month")  # fmt: skip
+    assert (res.cov_type, res.inference) == (cov_type, inference)
+    assert tuple(res.to_dict()) == lift.DID_KEYS and res.to_dict()["cov_type"] == cov_type
+    assert res.summary()["inference"].iloc[0] == inference
+    forced = lift.estimate_did(frame, "y", "treated", "post", cluster="region", unit="region",
+                               period="month", inference="t")  # fmt: skip
+    assert forced.cov_type == "cluster" and forced.bootstrap is None
+    # Reference: statsmodels CR1 with t(G - 1), checked in the TWFE test above; the bootstrap
+    # changes only the p-value and interval, never the estimate or its standard error.
+    assert (forced.estimate, forced.se) == pytest.approx((res.estimate, res.se), rel=1e-12)
+    again = lift.estimate_did(frame, "y", "treated", "post", cluster="region", unit="region",
+                              period="month")  # fmt: skip
+    assert (again.p_value, again.ci_low) == (res.p_value, res.ci_low)  # seeded when drawn
+
+
+def test_wild_bootstrap_covers_93_to_97_percent_with_four_regions():
+    """Calibration in the report's roll-out setting: 4 regions (2 treated), 18 months (9 before
+    the start), region and month fixed effects, errors clustered by region.
+
+    Null roll-outs (true effect 0): region effects, region-specific noise levels (standard
+    deviations 1, 1.2, 2, 1.4, as the demo's regions differ in SAL volume) and AR(1) noise
+    over months (rho = 0.5). The design is the same in every simulation, so the projections
+    are done once for all outcome vectors (``lift._wild_arrays``); the p-value at 0 is
+    ``WildBootstrapResult.p_value(0)`` vectorised, and a 95 % test-inversion interval
+    contains 0 exactly when that p-value exceeds 0.05 (checked on the first simulations
+    through ``estimate_did`` itself).
+
+    Replications: 5,000; Monte Carlo standard error of a coverage near 96.9 % is
+    sqrt(0.969 x 0.031 / 5,000) = 0.25 points. Measured with 20,000 replications per design
+    (4 regions, 13 or 18 months, iid or AR(1) noise, equal or unequal noise levels): WCR
+    rejects 2.96-3.27 % of true nulls, coverage 96.7-97.0 %, each +-0.12 points: valid but
+    a little conservative, at the upper edge of the issue's 93-97 % band. This test therefore
+    asserts the band's lower edge (the side that matters: intervals not too narrow) and an
+    upper edge of 97.5 % (the measured coverage plus two Monte Carlo standard errors of this
+    test); the t(3) interval the bootstrap replaces covers only about 91 %, asserted below
+    93 %. Runs in about 1.5 s.
+    """
+    regions, months, sims = 4, 18, 5_000
+    design = rollout_design(regions, months, months // 2, 2)
+    groups = design.region.to_numpy()
+    rng = np.random.default_rng(2026)
+    noise = rng.normal(size=(sims, regions, months))
+    for k in range(1, months):  # AR(1), stationary with unit variance
+        noise[..., k] = 0.5 * noise[..., k - 1] + math.sqrt(1 - 0.5**2) * noise[..., k]
+    noise *= np.array([1.0, 1.2, 2.0, 1.4])[None, :, None]
+    y = noise.reshape(sims, -1) + rng.normal(size=(sims, regions))[:, groups]
+    draws, enumerated = lift._wild_draws(regions, "webb", lift.WILD_MAX_DRAWS, lift.WILD_SEED)
+    assert enumerated and len(draws) == 1_296
+    exog = twfe_exog(design)
+    p_values, t_stats = [], []
+    for chunk in np.array_split(y, 5):
+        a = lift._wild_arrays(chunk, exog, 1, groups, draws)
+        t_data = np.abs(a["estimate"] / a["se"])
+        extreme = np.abs(a["num_a"]) >= (t_data * (1 - 1e-9))[:, None] * np.linalg.norm(
+            a["score_a"], axis=-1)  # fmt: skip
+        p_values.append(extreme.mean(axis=1))
+        t_stats.append(t_data)
+    p_value, t_data = np.concatenate(p_values), np.concatenate(t_stats)
+    for k in range(5):  # the vectorised p-values are estimate_did's, and so is the interval
+        res = lift.estimate_did(design.assign(y=y[k]), "y", "treated", "post", cluster="region",
+                                unit="region", period="month")  # fmt: skip
+        assert res.p_value == pytest.approx(p_value[k], abs=1e-12)
+        assert (res.ci_low <= 0 <= res.ci_high) == (p_value[k] > 0.05)
+    coverage = np.mean(p_value > 0.05)
+    # Reference: 5,000 seeded null roll-outs, nominal 95 %. Tolerance: see the docstring.
+    assert 0.93 <= coverage <= 0.975, coverage
+    assert 0.025 <= 1 - coverage <= 0.07
+    # The t(G - 1) = t(3) interval on the same roll-outs under-covers.
+    assert np.mean(t_data <= stats.t.ppf(0.975, regions - 1)) < 0.93
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,6 +719,12 @@ FRAME_CASES = [
     ("same-label", {}, {"treatment": "A"}, "the arms compared must differ"),
     ("text-outcome", {"y": list("abcdef")}, {}, "must hold 0/1 or numeric outcomes"),
     ("all-zero-control", {"y": [0, 0, 0, 1, 0, 1]}, {}, "relative lift is undefined"),
+    ("all-zero-treatment", {"y": [0, 1, 0, 0, 0, 0]}, {},
+        "treatment arm 'B' has outcome 0 for every unit"),
+    ("all-zero-numeric-treatment", {"y": [0.5, 2.0, 0, 0, 0, 0]}, {},
+        "treatment arm 'B' has outcome 0 for every unit"),
+    ("all-zero-treatment-with-cuped", {"y": [0, 1, 0, 0, 0, 0]}, {"covariate": "x"},
+        "treatment arm 'B' has outcome 0 for every unit"),
     ("nan-outcome", {"y": [0, None, 0, 1, None, 0]}, {},
         "column 'y' has missing values in rows 2, 5"),
     ("nan-arm", {"arm": ["A", "A", None, "B", "B", "B"]}, {},
@@ -552,6 +755,7 @@ COUNT_ERRORS = [
     ("fractional", (0.5, 10), (1, 10), "control conversions must be a whole number"),
     ("n-below-two", (1, 10), (1, 1), "treatment n must be at least 2"),
     ("zero-control", (0, 100), (5, 100), "relative lift is undefined"),
+    ("zero-treatment", (5, 100), (0, 100), "has outcome 0 for every unit (no conversions)"),
     ("not-a-pair", (5,), (1, 10), "control must be a pair (conversions, n)"),
 ]
 
@@ -580,6 +784,9 @@ DID_ERRORS = [
     ("unit-without-period", {}, {"unit": "g"}, "give both unit and period"),
     ("nan-outcome", {"y": [1.0, None, 3, 4, 5, 6, 7, 9]}, {},
         "column 'y' has missing values in rows 2"),
+    ("wild-without-cluster", {}, {"inference": "wild"}, "needs a cluster column"),
+    ("unknown-inference", {}, {"inference": "bootstrap"},
+        "inference must be one of auto, t, wild"),
 ]  # fmt: skip
 
 
@@ -669,8 +876,8 @@ def test_describe_lift_gives_the_verdict(treatment, verdict):
     fc=st.floats(0.01, 1.0), ft=st.floats(0.0, 1.0), alpha=st.sampled_from([0.01, 0.05, 0.2]),
 )  # fmt: skip
 def test_intervals_contain_their_estimates_and_agree_with_p(nc, nt, fc, ft, alpha):
-    xc, xt = max(1, round(fc * nc)), round(ft * nt)
-    if xc == nc and xt in (0, nt):
+    xc, xt = max(1, round(fc * nc)), max(1, round(ft * nt))  # all-zero arms are refused
+    if xc == nc and xt == nt:
         return  # both arms constant: no variance, covered by the bad-input tests
     res = lift.estimate_lift(control=(xc, nc), treatment=(xt, nt), alpha=alpha)
     assert res.abs_ci_low <= res.abs_diff <= res.abs_ci_high
@@ -748,6 +955,17 @@ def test_cli_lift_errors_exit_with_one_line(runner, tmp_path, args, code, messag
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
 
 
+def test_cli_lift_all_zero_treatment_arm_exits_1_with_one_line(runner, tmp_path):
+    path = tmp_path / "units.csv"
+    frame = write_units(path)
+    frame.assign(y=np.where(frame.arm == 1, 0, frame.y)).to_csv(path, index=False)
+    result = runner.invoke(app, ["lift", str(path), "--arm-col", "arm", "--outcome-col", "y",
+                                 "--control", "0", "--treatment", "1"])  # fmt: skip
+    assert result.exit_code == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+    assert "treatment arm '1' has outcome 0 for every unit" in result.stderr
+
+
 def test_cli_lift_missing_file_exits_1(runner, tmp_path):
     result = runner.invoke(
         app,
@@ -776,6 +994,21 @@ def test_cli_did_prints_the_contract_keys(runner, did_reference):
     assert tuple(payload) == lift.DID_KEYS and payload["cov_type"] == "cluster"
     # Reference: did_reference.json (statsmodels, clustered by region). Tolerance: 1e-8.
     assert_allclose(payload["se"], did_reference["did_2x2"]["cluster"]["se"], rtol=1e-8)
+
+
+def test_cli_did_with_few_clusters_reports_the_wild_bootstrap(runner, tmp_path):
+    design = rollout_design(4, 6, 3, 2)
+    frame = design.assign(y=np.random.default_rng(4).normal(size=len(design)))
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    result = runner.invoke(app, ["did", str(path), "--outcome", "y", "--treated", "treated",
+                                 "--post", "post", "--cluster", "region"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    # Reference: the library on the same rows (its bootstrap is checked against refitting
+    # every draw above); the JSON keys stay exactly DESIGN.md's.
+    assert tuple(payload) == lift.DID_KEYS and payload["cov_type"] == "cluster-wild-bootstrap"
+    assert payload == lift.estimate_did(frame, "y", "treated", "post", cluster="region").to_dict()
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

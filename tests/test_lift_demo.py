@@ -201,11 +201,14 @@ def test_did_interval_covers_the_planted_sla_effect(scale, request):
     planted = study.truth["sla_rollout"]
     did = study.rollout.did
     # Reference: ground_truth.json sla_rollout.true_effect, +0.08 on P(SQL | SAL) for MQLs
-    # from the start date in the SLA regions. Tolerance: the 95 % clustered interval (4
-    # regions: t with 3 degrees of freedom, so wide).
+    # from the start date in the SLA regions. Tolerance: the 95 % interval of the wild cluster
+    # bootstrap (4 regions, Webb weights, all 1,296 draws; wide by necessity).
     assert did.ci_low <= planted["true_effect"] <= did.ci_high, (did.ci_low, did.ci_high)
     assert set(study.rollout.regions) == set(planted["regions"])
     assert did.n_clusters == 4 and did.method == "twfe"
+    assert did.cov_type == "cluster-wild-bootstrap" and did.bootstrap.n_draws == 1_296
+    assert did.bootstrap.is_enumerated and did.bootstrap.weights == "webb"
+    assert "wild cluster bootstrap" in study.rollout.describe()
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,6 +275,8 @@ def test_notebook_runs_on_the_demo_with_the_study_params(small_demo, tmp_path):
     shown = executed_outputs(tmp_path / "executed.ipynb")
     assert shown["tbl-lift-results"].count("exp\\_") == 4  # one row per treatment arm
     assert "inconclusive" in shown["txt-lift-verdicts"]
+    assert "wild cluster bootstrap" in shown["tbl-sla-rollout-did"]
+    assert shown["tbl-lift-srm"] and shown["tbl-lift-design"]  # embedded before any result
     figures = {p.name for p in (tmp_path / "out" / "figures").iterdir()}
     assert {"fig-lift-forest.png", "fig-sla-event-study.png"} <= figures
     kpis = pd.read_csv(tmp_path / "out" / "tables" / "kpis-conversion_lift.csv")

@@ -11,7 +11,8 @@ DESIGN.md):
 - :func:`estimate_lift_clustered`: cluster-randomised designs (accounts, reps, regions);
 - :func:`check_sample_ratio`: sample-ratio mismatch;
 - :func:`plan_sample_size`, :func:`detectable_effect`, :func:`detectable_effect_for`: power;
-- :func:`estimate_did`, :func:`event_study`: difference-in-differences roll-outs;
+- :func:`estimate_did`, :func:`event_study`: difference-in-differences roll-outs, with a
+  wild cluster bootstrap (:func:`wild_cluster_bootstrap`) when clusters are few;
 - :func:`describe_lift`: one plain-language sentence for the report;
 - :func:`build_experiment_units`, :func:`build_rollout_panel`, :func:`list_experiments`: the
   per-unit and region x period frames, from the contract tables (Ibis expressions that
@@ -35,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,6 +60,7 @@ __all__ = [
     "PowerResult",
     "RolloutResult",
     "SrmResult",
+    "WildBootstrapResult",
     "analyse_experiment",
     "analyse_experiments",
     "analyse_rollout",
@@ -88,6 +90,7 @@ __all__ = [
     "read_demo_truth",
     "resolve_experiment_specs",
     "summarise_experiments",
+    "wild_cluster_bootstrap",
 ]
 
 LIFT_KEYS: tuple[str, ...] = (
@@ -387,6 +390,15 @@ class LiftResult:
         return out
 
 
+def _all_zero_arm_message(label: Hashable) -> str:
+    """Why an arm whose outcome is 0 for every unit is refused."""
+    return (
+        f"treatment arm {label!r} has outcome 0 for every unit (no conversions): the relative "
+        "lift would be -100 % with a zero-width interval [-1, -1], which is not an estimate; "
+        "check the arm's outcome data, or wait for more units"
+    )
+
+
 def _lift_from_moments(
     mean_c: float,
     se_c: float,
@@ -406,6 +418,8 @@ def _lift_from_moments(
             f"control arm {labels[0]!r} has mean outcome 0 (no conversions): "
             "relative lift is undefined"
         )
+    if mean_t == 0 and se_t == 0:
+        raise ValueError(_all_zero_arm_message(labels[1]))
     abs_diff = mean_t - mean_c
     abs_se = math.sqrt(se_c**2 + se_t**2)
     if abs_se == 0:
@@ -477,7 +491,9 @@ def estimate_lift(
     ------
     ValueError
         If a count is not a whole number, ``n < 2``, conversions lie outside ``[0, n]``, the
-        control has no conversions (relative lift undefined), or both arms are constant.
+        control has no conversions (relative lift undefined), the treatment has none (an
+        all-zero arm: the delta-method interval would be the single point -100 %), or both
+        arms are constant.
 
     See Also
     --------
@@ -636,7 +652,8 @@ def estimate_lift_frame(
     ------
     ValueError
         Column missing; fewer than two arms in ``arm_col``; a label not found; the outcome
-        neither 0/1 nor numeric; fewer than 2 units in an arm; control mean 0; missing values
+        neither 0/1 nor numeric; fewer than 2 units in an arm; control mean 0; a treatment arm
+        whose outcome is 0 for every unit (all-zero arm); missing values
         (the message names the column and the 1-based rows).
 
     See Also
@@ -957,6 +974,8 @@ def estimate_lift_clustered(
             f"control arm {control!r} has mean outcome 0 (no conversions): "
             "relative lift is undefined"
         )
+    if not np.any(y[d == 1]):
+        raise ValueError(_all_zero_arm_message(treatment))
     grad = np.array([-b1 / b0**2, 1 / b0])
     return LiftResult(
         control_label=control,
@@ -1421,21 +1440,42 @@ def detectable_effect_for(
 
 @dataclass(frozen=True, slots=True)
 class DidResult:
-    """Difference-in-differences estimate of a roll-out's effect on the outcome."""
+    """Difference-in-differences estimate of a roll-out's effect on the outcome.
+
+    With ``cov_type="cluster-wild-bootstrap"`` the p-value and interval come from
+    ``bootstrap`` (a restricted wild cluster bootstrap, inverted for the interval); ``se`` is
+    still the CR1 standard error the bootstrap studentises with.
+    """
 
     estimate: float  # effect on the outcome, in outcome units (treated x post coefficient)
-    se: float  # standard error under cov_type
-    p_value: float  # two-sided, Student t with df degrees of freedom
+    se: float  # standard error under cov_type (CR1 for both clustered types)
+    p_value: float  # two-sided: Student t with df degrees of freedom, or the wild bootstrap's
     n: int  # rows used
-    cov_type: str  # "nonrobust", "HC1" or "cluster"
+    cov_type: str  # "nonrobust", "HC1", "cluster" (CR1, t(G-1)) or "cluster-wild-bootstrap"
     alpha: float = 0.05  # level of ci_low / ci_high
-    df: float = math.inf  # t degrees of freedom: residual df, or clusters - 1
+    df: float = math.inf  # t degrees of freedom: residual df, or clusters - 1 (unused by WCR)
     method: str = "2x2"  # "2x2" (interaction OLS) or "twfe" (unit and period fixed effects)
-    n_clusters: int | None = None  # clusters when cov_type is "cluster"
+    n_clusters: int | None = None  # clusters when cov_type is clustered
+    bootstrap: WildBootstrapResult | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def inference(self) -> str:
+        """How p-value and interval were obtained: 't(3)', or the wild bootstrap's description."""
+        if self.bootstrap is not None:
+            return self.bootstrap.describe()
+        return "normal" if math.isinf(self.df) else f"t({self.df:g})"
 
     def conf_int(self, alpha: float | None = None) -> pd.DataFrame:
-        """Interval for the effect: one row ``did``, columns ``low``, ``high``."""
-        crit = _critical_value(_check_alpha(self.alpha if alpha is None else alpha), self.df)
+        """Interval for the effect: one row ``did``, columns ``low``, ``high``.
+
+        Student t with ``df``, or with the wild bootstrap the inverted bootstrap test (which
+        may be infinite when the draws cannot give a p-value as small as ``alpha``).
+        """
+        alpha = _check_alpha(self.alpha if alpha is None else alpha)
+        if self.bootstrap is not None:
+            low, high = self.bootstrap.conf_int(alpha)
+            return pd.DataFrame({"low": [low], "high": [high]}, index=["did"])
+        crit = _critical_value(alpha, self.df)
         return pd.DataFrame(
             {"low": [self.estimate - crit * self.se], "high": [self.estimate + crit * self.se]},
             index=["did"],
@@ -1452,13 +1492,15 @@ class DidResult:
         return float(self.conf_int().iloc[0, 1])
 
     def summary(self, alpha: float | None = None) -> pd.DataFrame:
-        """One row ``did``: estimate, se, low, high, p_value, n, cov_type, method, df."""
+        """One row ``did``: estimate, se, low, high, p_value, n, cov_type, method, df,
+        inference."""
         table = self.conf_int(alpha)
         table.insert(0, "se", self.se)
         table.insert(0, "estimate", self.estimate)
         return table.assign(
-            p_value=self.p_value, n=self.n, cov_type=self.cov_type, method=self.method, df=self.df
-        )
+            p_value=self.p_value, n=self.n, cov_type=self.cov_type, method=self.method,
+            df=self.df, inference=self.inference,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the JSON keys of ``alignment did`` (DESIGN.md)."""
@@ -1540,6 +1582,250 @@ def _dummies(values: np.ndarray) -> np.ndarray:
     return np.eye(len(levels))[codes][:, 1:]
 
 
+WILD_CLUSTER_THRESHOLD = 30
+"""Fewer clusters than this: :func:`estimate_did` takes its p-value and interval from a wild
+cluster bootstrap (WCR) instead of Student t with G - 1 degrees of freedom."""
+
+WEBB_CLUSTER_THRESHOLD = 12
+"""Fewer clusters than this: the wild bootstrap uses Webb's six-point weights (Rademacher's two
+points give too few distinct draws: 2^G)."""
+
+WILD_MAX_DRAWS = 9_999
+"""Draws of a wild bootstrap whose distinct draws are too many to enumerate (fixed seed)."""
+
+WILD_SEED = 20_190_301
+"""Seed of the random draws (only used when the draws are not enumerated)."""
+
+WEBB_WEIGHTS = np.array(
+    [-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)]
+)
+"""Webb's (2023) six-point weights: mean 0, variance 1, each with probability 1/6."""
+
+RADEMACHER_WEIGHTS = np.array([-1.0, 1.0])
+"""Rademacher weights: -1 or +1 with probability 1/2."""
+
+BootstrapWeights = Literal["webb", "rademacher"]
+
+
+@dataclass(frozen=True, slots=True)
+class WildBootstrapResult:
+    """Restricted wild cluster bootstrap (WCR) of one OLS coefficient, ready for inversion.
+
+    The bootstrap t statistic of every draw is a ratio of a linear and the square root of a
+    quadratic function of the hypothesised value ``beta0`` (Roodman et al. 2019), so the
+    arrays below give the p-value of any ``beta0`` in O(draws x G) without refitting.
+    """
+
+    estimate: float  # the coefficient, from the data
+    se: float  # its cluster-robust (CR1) standard error, from the data
+    weights: str  # "webb" or "rademacher"
+    n_draws: int  # bootstrap draws used
+    is_enumerated: bool  # True: every distinct draw (2^G or 6^G), so no simulation error
+    n_clusters: int  # clusters G
+    # per draw: beta* - b0 = num_a - b0 num_b, and se*^2 = sum over clusters of
+    # (score_a - b0 score_b)^2 (cluster scores, scaled so that the sum is the CR1 variance)
+    num_a: np.ndarray = field(repr=False, compare=False)  # draws
+    num_b: np.ndarray = field(repr=False, compare=False)  # draws
+    score_a: np.ndarray = field(repr=False, compare=False)  # draws x clusters
+    score_b: np.ndarray = field(repr=False, compare=False)  # draws x clusters
+
+    @property
+    def min_p_value(self) -> float:
+        """The smallest p-value the draws can give: 2 / draws when enumerated (a draw and its
+        mirror always tie with the data), else 0."""
+        return 2 / self.n_draws if self.is_enumerated else 0.0
+
+    def p_value(self, beta0: float = 0.0) -> float:
+        """Two-sided (symmetric) bootstrap p-value of H0: coefficient = ``beta0``.
+
+        The share of draws whose ``|t*|`` is at least the data's ``|t|`` (ties count, so the
+        enumerated draws that reproduce the data are included).
+        """
+        t_data = abs(self.estimate - beta0) / self.se
+        numerator = np.abs(self.num_a - beta0 * self.num_b)
+        denominator = np.linalg.norm(self.score_a - beta0 * self.score_b, axis=-1)
+        return float(np.mean(numerator >= t_data * denominator * (1 - 1e-9)))
+
+    def _bound(self, alpha: float, direction: int) -> float:
+        """Where the p-value first drops to ``alpha`` or below, moving away from the estimate."""
+        inside, step = self.estimate, self.se
+        for _ in range(64):  # bracket: widen by doubling
+            outside = self.estimate + direction * step
+            if self.p_value(outside) <= alpha:
+                break
+            inside, step = outside, 2 * step
+        else:
+            return direction * math.inf
+        for _ in range(200):  # bisect to float precision
+            middle = (inside + outside) / 2
+            if middle in (inside, outside):
+                break
+            if self.p_value(middle) > alpha:
+                inside = middle
+            else:
+                outside = middle
+        return (inside + outside) / 2
+
+    def conf_int(self, alpha: float = 0.05) -> tuple[float, float]:
+        """Interval by test inversion: the values ``beta0`` around the estimate with
+        ``p_value(beta0) > alpha``; infinite when no p-value can fall to ``alpha``."""
+        alpha = _check_alpha(alpha)
+        if self.min_p_value > alpha:
+            return -math.inf, math.inf
+        return self._bound(alpha, -1), self._bound(alpha, +1)
+
+    def describe(self) -> str:
+        """'wild cluster bootstrap (WCR, Webb weights, all 1,296 draws)' or similar."""
+        draws = f"all {self.n_draws:,} draws" if self.is_enumerated else f"{self.n_draws:,} draws"
+        return f"wild cluster bootstrap (WCR, {self.weights.capitalize()} weights, {draws})"
+
+
+def _wild_draws(
+    n_clusters: int, weights: str, max_draws: int, seed: int
+) -> tuple[np.ndarray, bool]:
+    """Draws x clusters weights: every combination when they are few, else random (seeded)."""
+    points = WEBB_WEIGHTS if weights == "webb" else RADEMACHER_WEIGHTS
+    if len(points) ** n_clusters <= max_draws:
+        grid = np.meshgrid(*([points] * n_clusters), indexing="ij")
+        return np.column_stack([g.ravel() for g in grid]), True
+    rng = np.random.default_rng(seed)
+    return rng.choice(points, size=(max_draws, n_clusters)), False
+
+
+def _annihilate(matrix: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Residuals of ``columns`` (n or n x k) after projection on the span of ``matrix``."""
+    basis, _ = np.linalg.qr(matrix)
+    return columns - basis @ (basis.T @ columns)
+
+
+def wild_cluster_bootstrap(
+    y: np.ndarray,
+    exog: np.ndarray,
+    index: int,
+    groups: np.ndarray,
+    weights: str | None = None,
+    max_draws: int = WILD_MAX_DRAWS,
+    seed: int = WILD_SEED,
+) -> WildBootstrapResult:
+    """Restricted wild cluster bootstrap (WCR) of the coefficient ``exog[:, index]``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Outcome, length n.
+    exog : numpy.ndarray
+        Design matrix, n x k, of full column rank (the caller checks identification).
+    index : int
+        Column of the coefficient tested (the DiD interaction).
+    groups : numpy.ndarray
+        Cluster codes 0 .. G - 1, length n.
+    weights : {"webb", "rademacher"}, optional
+        Default Webb's six-point weights below :data:`WEBB_CLUSTER_THRESHOLD` clusters,
+        Rademacher from there.
+    max_draws : int, default 9,999
+        Draws when the distinct draws (2^G or 6^G) outnumber it; otherwise every distinct
+        draw is used once (enumeration: the p-value has no simulation error).
+    seed : int
+        Seed of random draws (not used when enumerating).
+
+    Returns
+    -------
+    WildBootstrapResult
+        ``p_value(beta0)`` and ``conf_int(alpha)`` (test inversion).
+
+    Notes
+    -----
+    WCR (Cameron, Gelbach and Miller 2008): under H0 :math:`\\beta = \\beta_0`, fit the
+    model with the coefficient fixed, :math:`\\tilde u = M_Z (y - \\beta_0 d)` (``Z`` the
+    other columns); draw :math:`y^* = y - \\tilde u + v_g \\tilde u` with one weight
+    :math:`v_g` per cluster; refit and form :math:`t^* = (\\hat\\beta^* - \\beta_0) / se^*`
+    with the same CR1 standard error as the data's :math:`t`. The p-value is the share of
+    :math:`|t^*| \\ge |t|`. By Frisch-Waugh-Lovell every :math:`t^*` is
+    :math:`v^\\top s / \\sqrt{c\\, \\lVert C v \\rVert^2}` with a G-vector :math:`s` and a
+    G x G matrix :math:`C` that are affine in :math:`\\beta_0` (the "fast and wild"
+    algebra of Roodman et al. 2019): all draws cost O(draws x G^2) after one projection,
+    and each :math:`\\beta_0` of the inversion O(draws x G).
+
+    Enumeration: with G clusters Rademacher weights have only :math:`2^G` distinct draws
+    (16 for G = 4) and Webb weights :math:`6^G` (1,296 for G = 4). Enumerated, a draw and
+    its mirror :math:`-v` give the same :math:`|t^*|`, and the all-ones draw reproduces the
+    data, so the p-value is never below :math:`2 / 2^G`: 1/8 with four clusters and
+    Rademacher weights, which can never reject at 5 % (the interval is the whole line).
+    That is why fewer than 12 clusters use Webb's weights (smallest p-value 2/1,296 for
+    G = 4).
+
+    The interval inverts the test: the :math:`\\beta_0` around the estimate whose p-value
+    exceeds alpha, each end found by doubling then bisection to float precision (the first
+    crossing on each side; the acceptance region is taken to be an interval).
+
+    Checked against brute force (every draw refitted with statsmodels OLS, cluster-robust
+    errors) in ``tests/test_lift.py::test_wild_bootstrap_matches_refitting_every_draw``.
+
+    References
+    ----------
+    .. [1] Cameron, A. C., Gelbach, J. B. and Miller, D. L. (2008). Bootstrap-based
+       improvements for inference with clustered errors. *Review of Economics and
+       Statistics* 90(3), 414-427.
+    .. [2] Roodman, D., MacKinnon, J. G., Nielsen, M. Ø. and Webb, M. D. (2019). Fast and
+       wild: bootstrap inference in Stata using boottest. *Stata Journal* 19(1), 4-60.
+    .. [3] Webb, M. D. (2023). Reworking wild bootstrap-based inference for clustered
+       errors. *Canadian Journal of Economics* 56(3), 839-858.
+    """
+    n_clusters = int(groups.max()) + 1
+    if weights is None:
+        weights = "webb" if n_clusters < WEBB_CLUSTER_THRESHOLD else "rademacher"
+    if weights not in ("webb", "rademacher"):
+        raise ValueError(f"weights must be 'webb' or 'rademacher'; got {weights!r}")
+    draws, enumerated = _wild_draws(n_clusters, weights, max_draws, seed)
+    arrays = _wild_arrays(np.asarray(y, dtype=float)[None, :], exog, index, groups, draws)
+    return WildBootstrapResult(
+        weights=weights,
+        n_draws=len(draws),
+        is_enumerated=enumerated,
+        n_clusters=n_clusters,
+        estimate=float(arrays.pop("estimate")[0]),
+        se=float(arrays.pop("se")[0]),
+        **{name: value[0] for name, value in arrays.items()},
+    )
+
+
+def _wild_arrays(
+    ys: np.ndarray, exog: np.ndarray, index: int, groups: np.ndarray, draws: np.ndarray
+) -> dict[str, Any]:
+    """The fields of :class:`WildBootstrapResult` for each row of ``ys`` (outcomes sharing
+    one design), each with a leading axis over those rows: the projections are done once."""
+    n, k = exog.shape
+    n_clusters = draws.shape[1]
+    d = exog[:, index]
+    others = np.delete(exog, index, axis=1)
+    d_tilde = _annihilate(others, d)  # M_Z d
+    dd = float(d_tilde @ d_tilde)
+    a = _annihilate(others, ys.T).T  # restricted residuals are a - beta0 * d_tilde
+    onehot = np.zeros((n, n_clusters))
+    onehot[np.arange(n), groups] = 1.0
+    # w[:, h] = M_X (d_tilde * 1_h); cluster h's score of M_X (v * u) is sum_g v_g C[h, g]
+    # with C[h, g] = sum over rows i of cluster g of w[i, h] u[i], and u = a - beta0 d_tilde
+    w = _annihilate(exog, d_tilde[:, None] * onehot)
+    c_a = np.einsum("ih,si,ig->shg", w, a, onehot)
+    c_b = (w * d_tilde[:, None]).T @ onehot
+    s_a, s_b = (a * d_tilde) @ onehot, onehot.T @ (d_tilde * d_tilde)
+    correction = n_clusters / (n_clusters - 1) * (n - 1) / (n - k)  # CR1, as statsmodels
+    scores = (_annihilate(exog, ys.T).T * d_tilde) @ onehot
+    # beta* - beta0 = v's / dd and se*^2 = correction * |C v|^2 / dd^2, C and s affine in
+    # beta0. The scores C v are kept per cluster (not as quadratic forms in beta0): far from
+    # the estimate, where the inversion looks, that keeps the ties of the all-ones draw exact.
+    scale = math.sqrt(correction) / dd
+    n_sims, n_draws = len(ys), len(draws)
+    return {
+        "estimate": ys @ d_tilde / dd,
+        "se": scale * np.linalg.norm(scores, axis=-1),
+        "num_a": (s_a @ draws.T) / dd,
+        "num_b": np.broadcast_to(draws @ s_b / dd, (n_sims, n_draws)),
+        "score_a": scale * np.einsum("bg,shg->sbh", draws, c_a, optimize=True),
+        "score_b": np.broadcast_to(scale * draws @ c_b.T, (n_sims, n_draws, n_clusters)),
+    }
+
+
 def estimate_did(
     frame: pd.DataFrame,
     outcome: str,
@@ -1550,6 +1836,8 @@ def estimate_did(
     unit: str | None = None,
     period: str | None = None,
     alpha: float = 0.05,
+    inference: Literal["auto", "t", "wild"] = "auto",
+    bootstrap_weights: BootstrapWeights | None = None,
 ) -> DidResult:
     """Difference-in-differences: the effect of a roll-out (an SLA policy, a playbook).
 
@@ -1571,10 +1859,19 @@ def estimate_did(
         Give both for two-way fixed effects (unit and period dummies) instead of the 2x2 model.
     alpha : float, default 0.05
         Level of ``ci_low``/``ci_high``.
+    inference : {"auto", "t", "wild"}, default "auto"
+        For clustered errors: ``"t"``, Student t with G - 1 degrees of freedom; ``"wild"``,
+        the restricted wild cluster bootstrap (:func:`wild_cluster_bootstrap`); ``"auto"``,
+        the wild bootstrap with fewer than :data:`WILD_CLUSTER_THRESHOLD` (30) clusters, t
+        otherwise. Ignored without clustering.
+    bootstrap_weights : {"webb", "rademacher"}, optional
+        Wild bootstrap weights; default Webb below 12 clusters, Rademacher from 12.
 
     Returns
     -------
     DidResult
+        ``cov_type`` is ``"cluster-wild-bootstrap"`` when the wild bootstrap gave the p-value
+        and interval; ``inference`` says which draws.
 
     Raises
     ------
@@ -1582,7 +1879,8 @@ def estimate_did(
         Missing columns; NaN in a used column (rows named, 1-based); ``treated``/``post`` not
         0/1; a cell of the 2x2 table empty; ``cov_type="cluster"`` without ``cluster``, or
         ``cluster`` with another ``cov_type``; only one of ``unit``/``period``; a design that
-        is not identified.
+        is not identified; ``inference`` not one of auto, t, wild, or ``"wild"`` without
+        clustering; fewer than 2 clusters for the wild bootstrap.
 
     Notes
     -----
@@ -1597,7 +1895,18 @@ def estimate_did(
     Standard errors come from statsmodels (``nonrobust``; ``HC1``; ``cluster`` with the CR1
     small-sample factor), and inference uses Student t: residual degrees of freedom, or
     G - 1 with G clusters (statsmodels ``use_t=True``, as Stata). Clustered errors need a fair
-    number of clusters (30 or more); with fewer, intervals are too narrow.
+    number of clusters (30 or more); with fewer, t(G - 1) intervals are too narrow: with 4
+    regions (2 treated), region and month fixed effects and 13-18 months, simulated null
+    roll-outs give 90-92 % coverage for a nominal 95 %. So below 30 clusters the p-value
+    and interval come, by default, from the restricted wild cluster bootstrap (WCR; Cameron,
+    Gelbach and Miller 2008) with the same CR1 t statistic, Webb's six-point weights below 12
+    clusters (all 6^G draws when G <= 5: 1,296 for 4 regions) and Rademacher weights from 12
+    (all 2^G draws when G <= 13), the interval by test inversion. In the same simulations its
+    coverage is 96.7-97.0 % (20,000 per design): valid, a little conservative, as WCR is
+    with few clusters, and much wider than the t(G - 1) interval (see
+    ``tests/test_lift.py::test_wild_bootstrap_covers_93_to_97_percent_with_four_regions``).
+    Inference is still only as good as the few clusters allow: with one treated cluster no
+    method is reliable (MacKinnon and Webb 2017).
 
     Missing data raise an error naming column and rows; nothing is dropped.
 
@@ -1610,6 +1919,13 @@ def estimate_did(
        ch. 5.2.
     .. [2] Goodman-Bacon, A. (2021). Difference-in-differences with variation in treatment
        timing. *Journal of Econometrics* 225(2), 254-277.
+    .. [3] Cameron, A. C., Gelbach, J. B. and Miller, D. L. (2008). Bootstrap-based
+       improvements for inference with clustered errors. *Review of Economics and
+       Statistics* 90(3), 414-427.
+    .. [4] Roodman, D., MacKinnon, J. G., Nielsen, M. Ø. and Webb, M. D. (2019). Fast and
+       wild: bootstrap inference in Stata using boottest. *Stata Journal* 19(1), 4-60.
+    .. [5] MacKinnon, J. G. and Webb, M. D. (2017). Wild bootstrap inference for wildly
+       different cluster sizes. *Journal of Applied Econometrics* 32(2), 233-254.
 
     Examples
     --------
@@ -1620,6 +1936,10 @@ def estimate_did(
     """
     alpha = _check_alpha(alpha)
     cov_type = _resolve_cov_type(cov_type, cluster)
+    if inference not in ("auto", "t", "wild"):
+        raise ValueError(f"inference must be one of auto, t, wild; got {inference!r}")
+    if inference == "wild" and cov_type != "cluster":
+        raise ValueError("inference='wild' (wild cluster bootstrap) needs a cluster column")
     if (unit is None) != (period is None):
         raise ValueError("give both unit and period for two-way fixed effects, or neither")
     used = [outcome, treated, post, cluster, unit, period]
@@ -1652,15 +1972,20 @@ def estimate_did(
         method, index = "twfe", 1
     groups = pd.factorize(frame[cluster].to_numpy())[0] if cluster is not None else None
     n_clusters = int(groups.max()) + 1 if groups is not None else None
-    if n_clusters is not None and n_clusters < 30:
+    use_wild = n_clusters is not None and (
+        inference == "wild" or (inference == "auto" and n_clusters < WILD_CLUSTER_THRESHOLD)
+    )
+    if n_clusters is not None and n_clusters < WILD_CLUSTER_THRESHOLD and not use_wild:
         log.warning(
-            "only %d clusters in %r: cluster-robust intervals may be too narrow",
+            "only %d clusters in %r: t(G - 1) cluster-robust intervals may be too narrow",
             n_clusters,
             cluster,
         )
+    if use_wild and n_clusters < 2:  # type: ignore[operator]
+        raise ValueError(f"column {cluster!r} holds one cluster; the wild bootstrap needs 2")
     fit = _fit_ols(y, exog, cov_type, groups)
     df = float(getattr(fit, "df_resid_inference", None) or fit.df_resid)
-    return DidResult(
+    result = DidResult(
         estimate=float(fit.params[index]),
         se=float(fit.bse[index]),
         p_value=float(fit.pvalues[index]),
@@ -1670,6 +1995,14 @@ def estimate_did(
         df=df,
         method=method,
         n_clusters=n_clusters,
+    )
+    if not use_wild:
+        return result
+    boot = wild_cluster_bootstrap(y, exog, index, groups, weights=bootstrap_weights)
+    log.info("%d clusters in %r: p-value and interval from a %s", n_clusters, cluster,
+             boot.describe())  # fmt: skip
+    return replace(
+        result, cov_type="cluster-wild-bootstrap", p_value=boot.p_value(0.0), bootstrap=boot
     )
 
 
@@ -3229,7 +3562,8 @@ class RolloutResult:
         return self.did.conf_int(alpha)
 
     def summary(self) -> pd.DataFrame:
-        """One row per fit: ``model, estimate, se, low, high, p_value, n, clusters, df``."""
+        """One row per fit: ``model, estimate, se, low, high, p_value, n, clusters, df,
+        inference`` (``df`` empty when the wild bootstrap gave the p-value and interval)."""
         rows = []
         for label, fit in (
             ("TWFE, errors clustered by region (primary)", self.did),
@@ -3246,7 +3580,8 @@ class RolloutResult:
                     "p_value": fit.p_value,
                     "n": fit.n,
                     "clusters": fit.n_clusters,
-                    "df": fit.df,
+                    "df": math.nan if fit.bootstrap is not None else fit.df,
+                    "inference": fit.inference,
                 }
             )
         table = pd.DataFrame(rows)
@@ -3273,11 +3608,13 @@ class RolloutResult:
         fit = self.did
         n_regions = len(self.regions) + len(self.comparison_regions)
         level = f"{100 * (1 - fit.alpha):g} %"
+        how = "errors clustered by region"
+        if fit.bootstrap is not None:
+            how += f"; p-value and interval from a {fit.inference}"
         text = (
             f"The SLA roll-out in {', '.join(self.regions)} changed SAL→SQL conversion by "
             f"{_points(fit.estimate)} ({level} CI {_points(fit.ci_low)} to "
-            f"{_points(fit.ci_high)}, p = {fit.p_value:.2g}; {n_regions} regions, errors "
-            "clustered by region)"
+            f"{_points(fit.ci_high)}, p = {fit.p_value:.2g}; {n_regions} regions, {how})"
         )
         if fit.ci_low <= 0 <= fit.ci_high:
             text += ": inconclusive, the interval spans zero."
@@ -3302,7 +3639,15 @@ class RolloutResult:
                 "pre-period coefficients cannot be tested jointly; judge parallel trends "
                 "from the event-study plot."
             )
-        if n_regions < 30:
+        if fit.bootstrap is not None:
+            text += (
+                f" With only {n_regions} regions as clusters the usual t interval would be too "
+                "narrow, so the wild cluster bootstrap gives the interval: valid with few "
+                "clusters but wide and a little conservative, so only a large effect can be "
+                "told from zero. The robust (HC1) fit beside it treats cells as independent, "
+                "ignoring correlation within a region over time: a check, not a replacement."
+            )
+        elif n_regions < 30:
             text += (
                 f" With only {n_regions} regions as clusters the clustered interval is "
                 "approximate; the robust (HC1) fit is shown beside it as a check."
@@ -3346,7 +3691,9 @@ def analyse_rollout(
     -----
     The primary estimate is two-way fixed effects OLS (region and period dummies) of the
     period's SAL→SQL rate on ``is_treated * is_post``, errors clustered by region
-    (:func:`estimate_did`). Cells are weighted equally, whatever their number of SALs. A
+    (:func:`estimate_did`); with fewer than 30 regions its p-value and interval come from the
+    restricted wild cluster bootstrap (Webb weights below 12 regions, every draw enumerated
+    up to 5 regions). Cells are weighted equally, whatever their number of SALs. A
     second fit with HC1 errors treats cells as independent: a check, not a replacement, as
     it ignores correlation within a region over time. The event study (:func:`event_study`)
     gives leads (pre-trend check) and lags. With staggered starts the TWFE estimate mixes
