@@ -8,7 +8,9 @@ and the rule-based models, and, when they are importable in the same interpreter
   var_null="nulls", order=k)`` with its defaults (simulation, nsim_start=1e5, conv_par=0.05);
 - DP6 ``mam`` (pip marketing-attribution-models >= 2): ``MAM(format_type="grouped_journey")``,
   ``run_markov()`` (order 1; exact, so its removal effects are compared too) and
-  ``run_shapley(max_size=<all channels>)`` (its default conv_rate game, not ours).
+  ``run_shapley(max_size=<all channels>)`` with its conv_rate game: each converting channel
+  set splits its conversions as ours does, but DP6 values a coalition by the rate of exactly
+  that set, ours by the sum of the rates of its observed subsets (never negative credit).
 
 It prints time ratios and the largest absolute credit difference per channel, and writes
 ``benchmarks/results/attribution.csv`` (git-ignored). Run with the peers' interpreter::
@@ -230,7 +232,7 @@ def run_dp6(data: pd.DataFrame, credits: dict, n_channels: int, repeat: int) -> 
                  "ratio_peer_over_ours": (t_init + t) / ours_t,
                  "max_abs_diff": float((theirs.reindex(credits["shapley"].index)
                                         - credits["shapley"]).abs().max()),
-                 "note": "different game: conversion rate of exactly S, per-coalition split"})
+                 "note": "coalition worth: DP6 rate of exactly S, ours sum of subset rates"})
     log.info("DP6 shapley: %.2f s (%.1fx)", t_init + t, (t_init + t) / ours_t)
     return rows
 

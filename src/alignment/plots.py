@@ -98,22 +98,36 @@ def format_table(
     for column in frame.columns:
         values = frame[column].reset_index(drop=True)
         if column in percent:
-            shown[column] = values.map(lambda v: "–" if pd.isna(v) else f"{100 * v:.1f} %")
+            shown[column] = values.map(lambda v: _shown_number(v, "{:.1f} %", scale=100))
         elif column in money:
-            shown[column] = values.map(lambda v: "–" if pd.isna(v) else f"{v:,.0f}")
+            shown[column] = values.map(lambda v: _shown_number(v, "{:,.0f}"))
         elif pd.api.types.is_bool_dtype(values):
             shown[column] = values.map(lambda v: "yes" if v else "no")
         elif pd.api.types.is_integer_dtype(values):
             shown[column] = values.map(lambda v: "–" if pd.isna(v) else f"{int(v):,}")
         elif pd.api.types.is_float_dtype(values):
-            places = decimals.get(column, 2)
-            shown[column] = values.map(lambda v: "–" if pd.isna(v) else f"{v:,.{places}f}")
+            pattern = f"{{:,.{decimals.get(column, 2)}f}}"
+            shown[column] = values.map(lambda v, pattern=pattern: _shown_number(v, pattern))
         elif pd.api.types.is_datetime64_any_dtype(values):
             shown[column] = values.map(lambda v: "–" if pd.isna(v) else v.strftime("%Y-%m-%d"))
         else:
             shown[column] = values.map(lambda v: "–" if pd.isna(v) else escape_markdown(v))
     shown.columns = [escape_markdown(str(c).replace("_", " ")) for c in frame.columns]
     return shown
+
+
+def _shown_number(value: Any, pattern: str, *, scale: float = 1.0) -> str:
+    """``value * scale`` formatted with ``pattern``; "–" when missing, "+∞"/"−∞" when infinite
+    (an interval that a few-cluster bootstrap cannot bound, for example)."""
+    import math
+
+    import pandas as pd
+
+    if pd.isna(value):
+        return "–"
+    if math.isinf(value):
+        return "+∞" if value > 0 else "−∞"
+    return pattern.format(value * scale)
 
 
 def save_table(frame: pd.DataFrame, label: str, output_dir: str | Path | None) -> Path | None:
