@@ -140,3 +140,20 @@ def test_run_refuses_an_unknown_notebook(tmp_path: Path) -> None:
 def test_every_command_has_help(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_report_that_cannot_render_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from alignment import pipeline, render
+
+    def build_report(*args: object, **kwargs: object) -> None:
+        raise render.RenderError(
+            "typst could not compile the PDF: error: unknown variable: tbl\n  ┌─ report.typ:12:3"
+        )
+
+    monkeypatch.setattr(pipeline, "build_report", build_report)
+    result = runner.invoke(app, ["report", "--quarter", "2026Q3"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: typst could not compile the PDF: error: unknown variable: tbl ┌─ report.typ:12:3"
+    )
+    assert result.stdout == ""

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from alignment import pipeline
+from alignment.cli import app
 from alignment.params import load_report_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,9 +116,10 @@ def test_missing_optional_table_gives_a_sentence_not_a_failure(
 def test_summary_states_kpis_from_the_studies(published: pipeline.BuildResult) -> None:
     html = published.outputs["html"].read_text(encoding="utf-8")
     assert "Completed studies was 1 (no earlier quarter to compare)." in html
+    assert "Only 1 headline KPI had a value this quarter, fewer than the 5" in html
 
 
-def test_failing_study_names_notebook_and_cell_and_keeps_the_last_good_report(
+def test_failing_study_makes_report_exit_1_naming_notebook_cell_and_the_kept_notebook(
     tmp_path: Path, monkeypatch
 ) -> None:
     project = make_project(tmp_path, {"funnel_sla": "completes"})
@@ -129,19 +133,39 @@ def test_failing_study_names_notebook_and_cell_and_keeps_the_last_good_report(
     )
     before = folder_digest(good.out_dir)
     shutil.copy2(FIXTURES / "raises_data_error.ipynb", project / "notebooks" / "funnel_sla.ipynb")
-    with pytest.raises(pipeline.StudyFailed) as caught:
-        pipeline.build_report(
-            load_report_params(params_file),
-            params_file=params_file,
-            formats=("html",),
-            renderer="offline",
-        )
-    assert caught.value.notebook == "funnel_sla"
-    assert caught.value.cell == "tbl-sla-compliance"
-    assert caught.value.ename == "DataError"
-    assert "stage_events.csv, column entered_at, rows 3, 4" in caught.value.evalue
+
+    result = CliRunner().invoke(app, ["report", "--params", str(params_file), "--format", "html"])
+
+    assert result.exit_code == 1, result.output
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert (
+        "funnel_sla failed in cell tbl-sla-compliance: DataError: "
+        "stage_events.csv, column entered_at, rows 3, 4"
+    ) in error
+    printed = Path(re.search(r"\(executed notebook: (\S+\.ipynb)\)$", error)[1])
+    assert printed.is_file()  # the failed build was renamed; the path printed is the new one
+    assert printed == good.out_dir.with_name("2025Q1.failed") / "notebooks" / "funnel_sla.ipynb"
     assert folder_digest(good.out_dir) == before
-    assert (good.out_dir.parent / "2025Q1.failed" / "notebooks" / "funnel_sla.ipynb").is_file()
+    assert sorted(p.name for p in good.out_dir.parent.iterdir()) == ["2025Q1", "2025Q1.failed"]
+
+
+def test_a_failed_single_study_names_its_notebook_where_it_was_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run_notebook(name: str, parameters: dict, executed: Path) -> pipeline.StudyRun:
+        executed.write_text("{}", encoding="utf-8")  # Papermill writes it before raising
+        raise pipeline.StudyFailed(name, "tbl-x", "DataError", "broken", str(executed))
+
+    monkeypatch.setattr(pipeline, "run_notebook", run_notebook)
+    out_dir = tmp_path / "studies" / "funnel_sla"
+    with pytest.raises(pipeline.StudyFailed) as caught:
+        pipeline.run_single_study("funnel_sla", {}, out_dir)
+    kept = out_dir.with_name("funnel_sla.failed") / "funnel_sla.ipynb"
+    assert caught.value.executed == str(kept) and kept.is_file()
+    assert str(caught.value).endswith(f"(executed notebook: {kept})")
+    assert caught.value.args[-1] == str(kept)
+    assert not list(out_dir.parent.glob(".funnel_sla.building-*"))
 
 
 @pytest.mark.parametrize(
@@ -183,3 +207,78 @@ def test_data_breaking_the_contract_is_refused_before_anything_runs(
     params_file = project / "params" / "2025Q1.yaml"
     with pytest.raises(pipeline.ReportInputError, match="breaks the data contract.*breaks unique"):
         pipeline.build_report(load_report_params(params_file), params_file=params_file)
+
+
+def fake_studies(
+    monkeypatch: pytest.MonkeyPatch, behaviour: dict[str, object]
+) -> list[tuple[str, str]]:
+    """Replace Papermill by ``behaviour[name]()`` (returns, or raises); record the progress."""
+    events: list[tuple[str, str]] = []
+
+    def run_notebook(name: str, parameters: dict, executed: Path) -> pipeline.StudyRun:
+        behaviour[name]()
+        return pipeline.StudyRun(name, executed, 0.0)
+
+    monkeypatch.setattr(pipeline, "run_notebook", run_notebook)
+    return events
+
+
+def test_each_study_is_reported_done_as_soon_as_it_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "slow" can only finish once "fast" was reported done: waiting for the whole batch before
+    # reporting (the old behaviour) leaves the event unset and the flag False.
+    import threading
+
+    fast_reported = threading.Event()
+    seen_in_time: list[bool] = []
+
+    def slow() -> None:
+        seen_in_time.append(fast_reported.wait(timeout=1.5))
+
+    events = fake_studies(monkeypatch, {"slow": slow, "fast": lambda: None})
+
+    def progress(step: str, state: str) -> None:
+        events.append((step, state))
+        if (step, state) == ("fast", "done"):
+            fast_reported.set()
+
+    runs = pipeline.run_studies(["slow", "fast"], {}, tmp_path, workers=2, progress=progress)
+    assert seen_in_time == [True]
+    assert [run.name for run in runs] == ["slow", "fast"]  # the order asked for
+    assert sorted(events) == sorted(
+        [("slow", "start"), ("fast", "start"), ("slow", "done"), ("fast", "done")]
+    )
+    assert events.index(("fast", "done")) < events.index(("slow", "done"))
+
+
+def test_a_failing_study_stops_the_batch_and_is_reported_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two workers: "bad" fails while "alongside" runs; "later" waits in the queue. The worker
+    # freed by "bad" must not start "later"; "alongside" is let finish and reported.
+    import threading
+    import time
+
+    alongside_started = threading.Event()
+    ran: list[str] = []
+
+    def bad() -> None:
+        alongside_started.wait(timeout=1.5)
+        raise pipeline.StudyFailed("bad", "tbl-x", "DataError", "broken")
+
+    def alongside() -> None:
+        alongside_started.set()
+        time.sleep(0.2)
+
+    events = fake_studies(
+        monkeypatch, {"bad": bad, "alongside": alongside, "later": lambda: ran.append("later")}
+    )
+    with pytest.raises(pipeline.StudyFailed, match="bad failed in cell tbl-x"):
+        pipeline.run_studies(
+            ["bad", "alongside", "later"], {}, tmp_path, workers=2,
+            progress=lambda step, state: events.append((step, state)),
+        )  # fmt: skip
+    assert sorted(events[:2]) == [("alongside", "start"), ("bad", "start")]
+    assert events[2:] == [("bad", "failed"), ("alongside", "done")]
+    assert ran == []  # queued behind the failure: never started, never reported

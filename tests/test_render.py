@@ -1,4 +1,4 @@
-"""alignment.render: embeds resolve from stored outputs; offline HTML and PDF are self-contained."""
+"""alignment.render: embeds resolve from stored outputs; offline HTML and PDF stand alone."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import base64
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -138,6 +139,22 @@ def test_offline_html_is_self_contained_and_escapes_data(project: Path) -> None:
     assert "Funnel" in html and "Attribution" in html and 'id="TOC"' in html
 
 
+def page_footers(page: Any, *, bottom_margin_pt: float = 62.0) -> list[str]:
+    """The text a PDF page draws in its bottom margin (A4, 2.2 cm = 62.4 pt), top to bottom.
+
+    pypdf's text visitor gives each run's text matrix and the CTM; y in points from the
+    bottom edge is ``tm.f * cm.d + cm.f``.
+    """
+    found: list[tuple[float, str]] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], *_: object) -> None:
+        if text.strip():
+            found.append((tm[5] * cm[3] + cm[5], text.strip()))
+
+    page.extract_text(visitor_text=visit)
+    return [text for y, text in sorted(found, reverse=True) if 0 <= y < bottom_margin_pt]
+
+
 def test_offline_pdf_has_headings_and_page_numbers(project: Path) -> None:
     pypdf = pytest.importorskip("pypdf", reason="pypdf is in the dev extra")
     result = render.render_report(
@@ -146,6 +163,7 @@ def test_offline_pdf_has_headings_and_page_numbers(project: Path) -> None:
     reader = pypdf.PdfReader(result.outputs["pdf"])
     text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
     assert len(reader.pages) == 2  # the pagebreak shortcode starts page 2
+    assert [page_footers(page) for page in reader.pages] == [["1"], ["2"]]
     assert "Funnel" in text and "Attribution" in text and "Table 1: Demo table" in text
     assert "Figure 1: Demo figure, in %" in text
     assert "<script>alert(1)</script>" in text  # shown as text in the PDF
@@ -162,3 +180,88 @@ def test_quarto_renderer_without_quarto_says_how_to_get_it(project: Path, monkey
     monkeypatch.setattr(render.shutil, "which", lambda name: None)
     with pytest.raises(render.RenderError, match="quarto is not on PATH"):
         render.render_report(project / "reports" / "q.qmd", project / "out", renderer="quarto")
+
+
+def quarto_project(root: Path, project_yaml: str) -> Path:
+    """A staged build folder: _quarto.yml, reports/q.qmd, and one published quarter beside."""
+    (root / "reports").mkdir(parents=True)
+    (root / "_quarto.yml").write_text(project_yaml, encoding="utf-8")
+    qmd = root / "reports" / "q.qmd"
+    qmd.write_text("# Funnel\n", encoding="utf-8")
+    return qmd
+
+
+@pytest.mark.parametrize(
+    ("project_yaml", "expected"),
+    [
+        # Quarto's project.ts moves a project file's output to join(output-dir, <input's path>)
+        ("project:\n  render: [reports/q.qmd]\n  output-dir: reports/_build\n",
+         "reports/_build/reports/r.html"),
+        ("project:\n  output-dir: _out\n", "_out/reports/r.html"),  # no render list: all files
+        ("project:\n  type: default\n", "reports/r.html"),  # no output-dir: beside the input
+        ("project:\n  render: [other.qmd]\n  output-dir: _out\n", "reports/r.html"),  # not listed
+    ],
+)  # fmt: skip
+def test_quarto_output_path_follows_the_project_output_dir(
+    tmp_path: Path, project_yaml: str, expected: str
+) -> None:
+    qmd = quarto_project(tmp_path, project_yaml)
+    assert render.quarto_output_path(qmd, "r.html") == tmp_path.resolve() / expected
+
+
+def test_quarto_output_path_outside_a_project_is_beside_the_input(tmp_path: Path) -> None:
+    (tmp_path / "q.qmd").write_text("# x\n", encoding="utf-8")
+    assert render.quarto_output_path(tmp_path / "q.qmd", "r.pdf") == tmp_path.resolve() / "r.pdf"
+
+
+def test_render_quarto_takes_each_output_from_the_output_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in `quarto` writes where Quarto 1.x writes a project file's output (project.ts:
+    # <project>/<output-dir>/<input dir relative to the project>/<--output name>).
+    import os
+    import stat
+    import sys
+
+    qmd = quarto_project(
+        tmp_path, "project:\n  render: [reports/q.qmd]\n  output-dir: reports/_build\n"
+    )
+    published = tmp_path / "reports" / "_build" / "2026Q2"  # an older quarter, left alone
+    published.mkdir(parents=True)
+    (published / "r.html").write_text("2026Q2", encoding="utf-8")
+    (tmp_path / "reports" / "r.html").write_text("stale", encoding="utf-8")  # not Quarto's output
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "quarto"
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import pathlib, sys\n"
+        "args = sys.argv[1:]\n"
+        "name = args[args.index('--output') + 1]\n"
+        f"target = pathlib.Path({str(tmp_path / 'reports' / '_build' / 'reports')!r}) / name\n"
+        "target.parent.mkdir(parents=True, exist_ok=True)\n"
+        "target.write_text('rendered ' + args[args.index('--to') + 1])\n",
+        encoding="utf-8",
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    out = tmp_path / "out"
+    result = render.render_report(qmd, out, stem="r", renderer="auto")
+
+    assert result.renderer == "quarto"
+    assert result.outputs == {"html": out / "r.html", "pdf": out / "r.pdf"}
+    assert (out / "r.html").read_text() == "rendered html"
+    assert (out / "r.pdf").read_text() == "rendered typst"
+    assert not (tmp_path / "reports" / "_build" / "reports").exists()  # emptied, removed
+    assert (published / "r.html").read_text() == "2026Q2"
+    assert (tmp_path / "reports" / "r.html").read_text() == "stale"
+
+
+def test_render_quarto_that_writes_nothing_names_the_path_it_expected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    qmd = quarto_project(tmp_path, "project:\n  output-dir: _out\n")
+    monkeypatch.setattr(render.shutil, "which", lambda name: "/bin/true")
+    with pytest.raises(render.RenderError, match=r"wrote no .*/_out/reports/r\.html$"):
+        render.render_quarto(qmd, tmp_path / "out", formats=("html",), stem="r")

@@ -14,6 +14,8 @@ import pytest
 
 from alignment import demo, pipeline
 from alignment.params import load_report_params, project_root
+from alignment.summary import MAX_HEADLINES, MIN_HEADLINES
+from test_render import page_footers  # text in a PDF page's bottom margin
 
 SECTIONS = (
     "Executive summary", "Shared definitions", "Funnel and hand-off", "Lead quality",
@@ -55,11 +57,18 @@ def test_planted_findings_appear_in_the_report(built) -> None:
     result, truth = built
     html = html_text(result)
     (region,) = truth["funnel"]["over_capacity_regions"]
-    assert region in html
+    # the funnel verdict (funnel_sla#txt-funnel-verdict) names the regions over capacity
+    assert f"Over capacity: {region}." in html
+    regions = pd_read(result, "tbl-capacity-by-region-full")  # behind tbl-capacity-by-region
+    assert regions.loc[regions.is_over_capacity.astype(bool), "unit"].tolist() == [region]
+    # the report shows the first 15 assets to act on and saves the full list with -full
+    to_act_on = pd_read(result, "tbl-unused-and-stale-assets-full").set_index("asset_id")
     never_used = truth["assets"]["never_used"]
-    assert any(asset in html for asset in never_used)
-    stale = pd_read(result, "tbl-unused-and-stale-assets-full")  # the shown table is the top 15
-    assert set(truth["assets"]["stale"]) <= set(stale["asset_id"])
+    assert len(never_used) >= 3
+    assert set(never_used) <= set(to_act_on.index)
+    for asset in never_used:
+        assert "never shared or presented" in to_act_on.at[asset, "issues"], asset
+    assert set(truth["assets"]["stale"]) <= set(to_act_on.index)
 
 
 def pd_read(result: pipeline.BuildResult, label: str):
@@ -81,6 +90,9 @@ def test_pdf_has_the_sections_and_a_sensible_length(built) -> None:
     assert 12 <= len(reader.pages) <= 45
     for section in SECTIONS:
         assert section in text
+    # page numbers: the lowest text in each page's bottom margin is its number
+    numbers = [(page_footers(page) or [None])[-1] for page in reader.pages]
+    assert numbers == [str(n) for n in range(1, len(reader.pages) + 1)]
 
 
 def test_every_study_ran_and_the_manifest_records_it(built) -> None:
@@ -97,6 +109,10 @@ def test_every_study_ran_and_the_manifest_records_it(built) -> None:
 def test_headline_kpis_are_sentences_with_their_change(built) -> None:
     html = html_text(built[0])
     summary = html.split('id="executive-summary"')[1].split('id="shared-definitions"')[0]
+    bullets = re.findall(r"<li>(.*?)</li>", summary, flags=re.S)
+    assert MIN_HEADLINES <= len(bullets) <= MAX_HEADLINES  # DESIGN.md: 5-7 headline KPIs
+    assert all(bullet.rstrip().endswith(".") for bullet in bullets)  # sentences
+    assert "headline KPIs had a value this quarter" not in summary  # no short-summary note
     assert len(re.findall(r"<li>[^<]+ (rose|fell) from [^<]+ to [^<]+\(", summary)) >= 3
 
 

@@ -62,9 +62,14 @@ def test_notebooks_are_committed_without_outputs_and_have_a_parameters_cell(note
 def test_quarto_project_renders_the_report_with_code_hidden_and_self_contained_html() -> None:
     project = yaml.safe_load((ROOT / "_quarto.yml").read_text(encoding="utf-8"))
     assert project["project"]["render"] == ["reports/quarterly.qmd"]
+    assert project["project"]["output-dir"] == "reports/_build"
     assert project["execute"]["echo"] is False
     assert project["format"]["html"]["embed-resources"] is True
     assert "typst" in project["format"]
+    # render_quarto collects Quarto's output from the output-dir, at the input's project path
+    assert render.quarto_output_path(QMD, "alignment-2026Q3.html") == (
+        ROOT / "reports" / "_build" / "reports" / "alignment-2026Q3.html"
+    )
 
 
 def test_report_sections_follow_the_design_outline() -> None:

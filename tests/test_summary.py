@@ -127,3 +127,21 @@ def test_a_kpi_with_no_value_in_any_quarter_is_listed_without_a_sentence() -> No
     table = summary.headline_table(frame, "2026Q3", "2026Q2")
     assert table.kpi.tolist() == ["MQLs", "Win rate"]
     assert summary.headline_sentences(table) == ["MQLs was 5 (no earlier quarter to compare)."]
+
+
+@pytest.mark.parametrize(("n_kpis", "n_bullets"), [(3, 3), (5, 5), (9, summary.MAX_HEADLINES)])
+def test_summary_bullets_are_capped_at_seven_and_a_short_summary_says_so(
+    n_kpis: int, n_bullets: int
+) -> None:
+    rows = [(f"k{i}", "2026Q3", float(i), "count", "nb#t") for i in range(n_kpis)]
+    table = summary.headline_table(kpis(rows), "2026Q3", "2026Q2")
+    markdown = summary.as_bullets(summary.headline_sentences(table))
+    bullets = [line for line in markdown.splitlines() if line.startswith("- ")]
+    assert len(bullets) == n_bullets
+    note = "*Only 3 headline KPIs had a value this quarter, fewer than the 5"
+    assert (note in markdown) is (n_bullets < summary.MIN_HEADLINES)
+
+
+def test_a_summary_with_no_headline_kpi_says_so() -> None:
+    assert summary.as_bullets([]).startswith("*No headline KPI had a value this quarter")
+    assert summary.as_bullets(["MQLs rose."]).startswith("- MQLs rose.\n\n*Only 1 headline KPI ")

@@ -241,7 +241,7 @@ def report(
     """Validate the data, run every study notebook, render HTML + PDF into reports/_build/<QUARTER>/."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from alignment import pipeline
+    from alignment import pipeline, render
     from alignment.params import ParamsError, Quarter, load_report_params, project_root
 
     chosen_formats = _parse_formats(formats)
@@ -281,7 +281,9 @@ def report(
                     loaded, params_file=params, data_dir=data, formats=chosen_formats,
                     progress=progress,
                 )  # fmt: skip
-            except (pipeline.StudyFailed, pipeline.ReportInputError) as exc:
+            except (pipeline.StudyFailed, pipeline.ReportInputError, render.RenderError) as exc:
+                # a failed notebook, bad inputs, or a renderer failure (typst, quarto): one
+                # line; the previous report is untouched and the failed build is kept
                 raise UserError(str(exc)) from None
     for fmt, path in result.outputs.items():
         sys.stdout.write(f"{fmt}: {path}\n")

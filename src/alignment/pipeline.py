@@ -2,11 +2,13 @@
 
 ``build_report`` does, in order: check the params (every notebook exists, the quarter lies in
 the data, the chosen engine can start) and validate the data, before anything runs; run the
-study notebooks in parallel (2 workers: PITFALLS.md) with their parameters injected; run the
-executive summary; render HTML and PDF; write ``manifest.json``; then publish. Everything is built in a temporary
-folder beside the target and renamed into ``reports/_build/<QUARTER>/`` only when every
-step succeeded, so a failed run never replaces the last good report. A failed build is kept
-as ``reports/_build/<QUARTER>.failed/`` with its executed notebooks, for debugging.
+study notebooks in parallel (2 workers: PITFALLS.md) with their parameters injected, each
+reported as it finishes; run the executive summary; render HTML and PDF; write
+``manifest.json``; then publish. Everything is built in a temporary folder beside the target
+and renamed into ``reports/_build/<QUARTER>/`` only when every step succeeded, so a failed run
+never replaces the last good report. A failed build is kept as
+``reports/_build/<QUARTER>.failed/`` with its executed notebooks, for debugging; the
+:class:`StudyFailed` raised names the failing notebook's path in that folder.
 
 ``pipeline`` runs notebooks and never imports them; notebooks import the study modules.
 
@@ -28,9 +30,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -69,6 +72,22 @@ class StudyFailed(RuntimeError):
     def __str__(self) -> str:
         where = f" (executed notebook: {self.executed})" if self.executed else ""
         return f"{self.notebook} failed in cell {self.cell}: {self.ename}: {self.evalue}{where}"
+
+    def moved(self, old_dir: Path, new_dir: Path | None) -> None:
+        """Point :attr:`executed` into ``new_dir`` after ``old_dir`` was renamed to it.
+
+        A build folder that failed is renamed (``.<QUARTER>.building-…`` to
+        ``<QUARTER>.failed``), so the path recorded while the notebook ran no longer exists;
+        ``new_dir`` None means the folder could not be kept, and no path is named.
+        """
+        if self.executed is None:
+            return
+        try:
+            relative = Path(self.executed).relative_to(old_dir)
+        except ValueError:
+            return  # not inside the renamed folder: the path still holds
+        self.executed = str(new_dir / relative) if new_dir is not None else None
+        self.args = (self.notebook, self.cell, self.ename, self.evalue, self.executed)
 
 
 class ReportInputError(ValueError):
@@ -171,31 +190,58 @@ def run_studies(
     workers: int = 2,
     progress: Progress | None = None,
 ) -> tuple[StudyRun, ...]:
-    """Run the named studies in parallel into ``build_dir/notebooks/``; stop at the first failure."""
+    """Run the named studies in parallel into ``build_dir/notebooks/``; stop at the first failure.
+
+    Each study's "done" (or "failed") is reported as soon as it finishes, not when the batch
+    does. At the first failure the studies not yet started are cancelled, the ones running are
+    let finish (a kernel cannot be stopped cleanly mid-cell) and reported, and the first
+    failure is raised.
+    """
     names = list(names)
     runs: dict[str, StudyRun] = {}
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    failed = threading.Event()  # set by the failing worker itself, before it takes more work
 
-        def run_one(name: str) -> StudyRun:
-            if progress:
-                progress(name, "start")
+    def run_one(name: str) -> StudyRun:
+        if failed.is_set():
+            raise _NotStarted(name)
+        if progress:
+            progress(name, "start")
+        try:
             return run_notebook(name, parameters, build_dir / "notebooks" / f"{name}.ipynb")
+        except BaseException:
+            failed.set()
+            raise
 
-        futures = {pool.submit(run_one, name): name for name in names}
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending:
-            future.cancel()
-        for future in done | pending:
-            if future.cancelled():
-                continue
-            name = futures[future]
-            error = future.exception()
-            if progress:
-                progress(name, "failed" if error else "done")
+    pool = ThreadPoolExecutor(max_workers=max(1, workers))
+    futures: dict[Future[StudyRun], str] = {}
+    reported: set[Future[StudyRun]] = set()
+
+    def report(future: Future[StudyRun]) -> BaseException | None:
+        error = future.exception()
+        reported.add(future)
+        if progress:
+            progress(futures[future], "failed" if error else "done")
+        return error
+
+    try:
+        futures.update({pool.submit(run_one, name): name for name in names})
+        for future in as_completed(futures):
+            if isinstance(future.exception(), _NotStarted):
+                continue  # the failure that stopped it is raised when its turn comes
+            error = report(future)
             if error is not None:
                 raise error
-            runs[name] = future.result()
+            runs[futures[future]] = future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for future in futures.keys() - reported:  # ran alongside a failure: report how it ended
+            if not future.cancelled() and not isinstance(future.exception(), _NotStarted):
+                report(future)
     return tuple(runs[name] for name in names if name in runs)
+
+
+class _NotStarted(Exception):
+    """A study skipped because another one failed first (never reported, never raised)."""
 
 
 def check_inputs(params: ReportParams, data_dir: Path) -> None:
@@ -302,8 +348,10 @@ def build_report(
             )
         manifest = _manifest(params, data_dir, (*studies, summary), timings, rendered.renderer)
         (build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    except BaseException:
-        _keep_failed(build_dir, out_root / f"{quarter}.failed")
+    except BaseException as exc:
+        kept = _keep_failed(build_dir, out_root / f"{quarter}.failed")
+        if isinstance(exc, StudyFailed):
+            exc.moved(build_dir, kept)  # name the executed notebook where it now is
         raise
     final = out_root / quarter
     _publish(build_dir, final)
@@ -386,12 +434,16 @@ def _publish(build_dir: Path, final: Path) -> None:
     shutil.rmtree(final.with_name(f"{final.name}.failed"), ignore_errors=True)
 
 
-def _keep_failed(build_dir: Path, failed: Path) -> None:
+def _keep_failed(build_dir: Path, failed: Path) -> Path | None:
+    """Rename a failed ``build_dir`` to ``failed`` (replacing an older one) and return it;
+    None when it could not be kept (then it is removed)."""
     shutil.rmtree(failed, ignore_errors=True)
     try:
         build_dir.rename(failed)
     except OSError:
         shutil.rmtree(build_dir, ignore_errors=True)
+        return None
+    return failed
 
 
 def _manifest(
@@ -455,8 +507,10 @@ def run_single_study(name: str, parameters: dict[str, Any], out_dir: Path) -> St
         run = run_notebook(
             name, {**parameters, "output_dir": str(build_dir)}, build_dir / f"{name}.ipynb"
         )
-    except BaseException:
-        _keep_failed(build_dir, out_dir.with_name(f"{out_dir.name}.failed"))
+    except BaseException as exc:
+        kept = _keep_failed(build_dir, out_dir.with_name(f"{out_dir.name}.failed"))
+        if isinstance(exc, StudyFailed):
+            exc.moved(build_dir, kept)
         raise
     _publish(build_dir, out_dir)
     return StudyRun(name, out_dir / f"{name}.ipynb", run.seconds)

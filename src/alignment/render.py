@@ -1,7 +1,8 @@
 """Render the quarterly report: Quarto when it is on PATH, else the built-in offline renderer.
 
 The report's sources are Quarto-native: ``_quarto.yml`` and ``reports/quarterly.qmd``, whose
-prose embeds labelled cells of executed notebooks with ``{{< embed ../notebooks/x.ipynb#label >}}``.
+prose embeds labelled cells of executed notebooks with
+``{{< embed ../notebooks/x.ipynb#label >}}``.
 Both renderers read the same sources and the same executed notebooks, and re-execute nothing.
 
 The offline renderer (CI and the demo use it; no internet, no TeX):
@@ -20,6 +21,7 @@ Text from the data reaches the Markdown already escaped (``plots.show_table``), 
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
 import re
@@ -312,12 +314,17 @@ def _render_pdf(document: str, pdf: Path, scratch: Path, qmd_dir: Path) -> None:
 def render_quarto(
     qmd: Path, out_dir: Path, *, formats: tuple[str, ...] = FORMATS, stem: str | None = None
 ) -> RenderResult:
-    """Render with ``quarto render`` (the project's ``_quarto.yml`` applies); same outputs."""
+    """Render with ``quarto render`` (the project's ``_quarto.yml`` applies); same outputs.
+
+    Quarto writes each output where :func:`quarto_output_path` says (the project's
+    ``output-dir``); it is moved from there into ``out_dir``, and the folders it leaves
+    empty are removed.
+    """
     _check_formats(formats)
     quarto = shutil.which("quarto")
     if quarto is None:
         raise RenderError("quarto is not on PATH (pip install '.[quarto]' where online)")
-    qmd, out_dir = Path(qmd), Path(out_dir)
+    qmd, out_dir = Path(qmd).resolve(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or qmd.stem
     outputs: dict[str, Path] = {}
@@ -328,17 +335,74 @@ def render_quarto(
         if done.returncode != 0:
             tail = " ".join(done.stderr.strip().splitlines()[-3:])
             raise RenderError(f"quarto render --to {to} failed: {tail}")
-        produced = _find_quarto_output(qmd.parent, f"{stem}.{fmt}")
+        produced = quarto_output_path(qmd, f"{stem}.{fmt}")
+        if not produced.is_file():
+            raise RenderError(f"quarto reported success but wrote no {produced}")
         outputs[fmt] = out_dir / f"{stem}.{fmt}"
-        shutil.move(str(produced), outputs[fmt])
+        if produced.resolve() != outputs[fmt].resolve():
+            shutil.move(str(produced), outputs[fmt])
+            _remove_empty_folders(produced.parent, stop=_quarto_project(qmd))
     return RenderResult(outputs=outputs, renderer="quarto")
 
 
-def _find_quarto_output(folder: Path, name: str) -> Path:
-    for candidate in (folder / name, *folder.rglob(name)):
-        if candidate.is_file():
-            return candidate
-    raise RenderError(f"quarto reported success but wrote no {name}")
+def _quarto_project(qmd: Path) -> Path | None:
+    """The folder of the nearest ``_quarto.yml`` (or ``.yaml``) at or above ``qmd``'s folder."""
+    for folder in (qmd.parent, *qmd.parent.parents):
+        if (folder / "_quarto.yml").is_file() or (folder / "_quarto.yaml").is_file():
+            return folder
+    return None
+
+
+def quarto_output_path(qmd: Path, name: str) -> Path:
+    """Where ``quarto render <qmd> --output <name>`` writes its output.
+
+    Inside a Quarto project whose ``render`` list holds the file, the output goes to the
+    project's ``output-dir`` at the input's path relative to the project
+    (``<project>/<output-dir>/reports/<name>`` for ``reports/quarterly.qmd``); with no
+    ``output-dir``, or for a file rendered on its own, beside the input.
+
+    Notes
+    -----
+    Quarto's ``renderProject`` (``src/command/render/project.ts``) moves each rendered file
+    to ``join(outputDir, file)``, ``file`` being relative to the project folder; a file outside
+    the project's ``render`` list is rendered as a single document, next to its source.
+    """
+    qmd = Path(qmd).resolve()
+    project = _quarto_project(qmd)
+    if project is None:
+        return qmd.parent / name
+    config_file = project / "_quarto.yml"
+    if not config_file.is_file():
+        config_file = project / "_quarto.yaml"
+    try:
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RenderError(f"cannot read {config_file}: {exc}") from exc
+    settings = config.get("project") if isinstance(config, dict) else None
+    settings = settings if isinstance(settings, dict) else {}
+    output_dir = settings.get("output-dir")
+    relative = qmd.relative_to(project)
+    targets = settings.get("render")
+    targets = [targets] if isinstance(targets, str) else targets
+    in_project = targets is None or any(
+        fnmatch.fnmatch(relative.as_posix(), str(t)) for t in targets if not str(t).startswith("!")
+    )
+    if not output_dir or not in_project:
+        return qmd.parent / name
+    return project / str(output_dir) / relative.parent / name
+
+
+def _remove_empty_folders(folder: Path, *, stop: Path | None) -> None:
+    """Remove ``folder`` and its parents while they are empty, up to (not including) ``stop``."""
+    if stop is None:
+        return
+    folder, stop = folder.resolve(), stop.resolve()
+    while folder != stop and stop in folder.parents:
+        try:
+            folder.rmdir()  # only ever an empty folder: published reports are never touched
+        except OSError:
+            return
+        folder = folder.parent
 
 
 def render_report(

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 KPI_COLUMNS = ("kpi", "quarter", "value", "unit", "source")
 STUDY_ORDER = ("funnel_sla", "lead_scoring", "attribution", "asset_usage", "conversion_lift")
 """Report order of the studies (``params.STUDIES``): headline slots are dealt in this order."""
+MIN_HEADLINES = 5
+"""The executive summary is meant to show 5 to 7 headline KPIs (DESIGN.md, "Quarterly
+report"). Fewer are never padded with KPIs not marked as headlines: :func:`as_bullets` says
+that they are fewer."""
 MAX_HEADLINES = 7
 
 
@@ -146,11 +150,31 @@ def headline_sentences(table: pd.DataFrame) -> list[str]:
     return table.loc[table.is_headline, "sentence"].tolist()
 
 
-def as_bullets(sentences: Iterable[str]) -> str:
-    """Markdown bullet list, each sentence escaped (KPI names could one day come from data)."""
+def as_bullets(sentences: Iterable[str], *, minimum: int = MIN_HEADLINES) -> str:
+    """Markdown bullet list, each sentence escaped (KPI names could one day come from data).
+
+    When there are fewer than ``minimum`` sentences a closing note says how many there are, so
+    a short executive summary is never silently short.
+
+    Examples
+    --------
+    >>> print(as_bullets(["MQLs rose.", "Win rate fell."], minimum=2))
+    - MQLs rose.
+    - Win rate fell.
+    """
     from alignment.plots import escape_markdown
 
-    return "\n".join(f"- {escape_markdown(s)}" for s in sentences)
+    sentences = list(sentences)
+    text = "\n".join(f"- {escape_markdown(s)}" for s in sentences)
+    if len(sentences) >= minimum:
+        return text
+    how_many = f"Only {len(sentences)}" if sentences else "No"
+    kpi = "KPI" if len(sentences) <= 1 else "KPIs"
+    note = (
+        f"*{how_many} headline {kpi} had a value this quarter, fewer than the {minimum} this "
+        "summary is meant to show; the appendix lists every KPI the studies report.*"
+    )
+    return f"{text}\n\n{note}" if text else note
 
 
 def display_kpis(table: pd.DataFrame, quarter: str, previous: str) -> pd.DataFrame:
