@@ -6,6 +6,7 @@ QUARTER ?= 2026Q3
 SEED ?= 7
 SCALE ?= small
 DATA ?= data/demo
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -33,9 +34,12 @@ report: $(VENV)/.installed
 	$(BIN)/alignment report --quarter $(QUARTER) --data $(DATA)
 
 ## Run the test suite (installs the project into .venv first)
+# Test files are spread over TEST_WORKERS processes (pytest-xdist); --dist loadfile keeps a
+# file's tests in one worker, so module fixtures (the report build, the Spark session) are
+# made once. 2 workers take the suite from about 4.5 to about 3.3 minutes on 2 cores.
 .PHONY: test
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 ## Lint with ruff
 .PHONY: lint

@@ -169,6 +169,38 @@ def test_offline_pdf_has_headings_and_page_numbers(project: Path) -> None:
     assert "<script>alert(1)</script>" in text  # shown as text in the PDF
 
 
+def test_long_ids_in_a_narrow_pdf_table_wrap_at_underscores(tmp_path: Path) -> None:
+    # Reference: where pypdf finds the text. Without a break opportunity Typst sets the id on
+    # one line that runs under the next column; with one, the id wraps inside its own column.
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is in the dev extra")
+    long_id = "exp_joint_account_meetings_with_sales"
+    header = "| experiment | " + " | ".join(f"treatment rate {i}" for i in range(12)) + " |"
+    rule = "|" + "---|" * 13
+    row = f"| {long_id} | " + " | ".join("29.3 %" for _ in range(12)) + " |"
+    pdf = tmp_path / "t.pdf"
+    render._render_pdf(f"{header}\n{rule}\n{row}\n", pdf, tmp_path, tmp_path)
+    text = pypdf.PdfReader(pdf).pages[0].extract_text().replace("\u200b", "")
+    assert "exp_" in text and "29.3 %" in text
+    assert long_id not in text.replace("\n", " ")  # broken over lines: not one run of text
+    assert long_id in text.replace("\n", "")  # ... and every piece is there, in order
+    assert render._breakable_underscores("a\\_b") == "a\\_\\u{200b}b"
+
+
+def test_a_table_caption_is_never_left_alone_at_the_foot_of_a_page(tmp_path: Path) -> None:
+    # Reference: which page pypdf finds the caption on. The text fills page 1 so that only the
+    # caption (placed above the table) would fit there; it must start page 2 with its rows.
+    pypdf = pytest.importorskip("pypdf", reason="pypdf is in the dev extra")
+    filler = " ".join(["Sales and marketing agree on definitions."] * 85)
+    rows = "\n".join(f"| row {i} | x |" for i in range(40))
+    document = f"{filler}\n\n| a | b |\n|---|---|\n{rows}\n\n: Table 1: Kept with its rows\n"
+    pdf = tmp_path / "t.pdf"
+    render._render_pdf(document, pdf, tmp_path, tmp_path)
+    pages = [page.extract_text() for page in pypdf.PdfReader(pdf).pages]
+    (on,) = [i for i, text in enumerate(pages) if "Kept with its rows" in text]
+    assert "row 0" in pages[on]
+    assert "Sales and marketing" in pages[on - 1]  # the filler did push the table over
+
+
 def test_unknown_format_or_renderer_is_refused(project: Path) -> None:
     with pytest.raises(ValueError, match="formats must be among html, pdf; got docx"):
         render.render_report(project / "reports" / "q.qmd", project / "out", formats=("docx",))

@@ -145,7 +145,12 @@ def use_project_kernel() -> str:
         "language": "python",
         "env": {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYTHONHASHSEED": "0"},
     }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
+    # written beside and renamed into place: another process (a parallel test worker, a second
+    # `alignment report`) may be reading the spec at this moment
+    handle, partial = tempfile.mkstemp(dir=spec_dir, prefix=".kernel-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        out.write(json.dumps(spec))
+    os.replace(partial, spec_dir / "kernel.json")
     paths = os.environ.get("JUPYTER_PATH", "")
     if str(root) not in paths.split(os.pathsep):
         os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(root), paths) if p)

@@ -44,7 +44,10 @@ FORMATS: tuple[str, ...] = ("html", "pdf")
 CSS_FILE = Path(__file__).with_name("report.css")
 TYPST_STYLE = """\
 #set figure(numbering: none)  // captions carry their own "Table n" / "Figure n"
-#show figure: set block(breakable: true)  // long tables continue on the next page
+// long tables continue on the next page; a figure (image) stays whole, with its caption
+#show figure.where(kind: table): set block(breakable: true)
+// a table's caption (above it) moves to the next page with the table, never left alone
+#show figure.caption.where(kind: table): it => block(sticky: true, it)
 #show table: set text(size: 7.5pt)
 #show table: set par(justify: false)
 #set table(inset: (x: 4pt, y: 3pt))
@@ -305,10 +308,18 @@ def _render_pdf(document: str, pdf: Path, scratch: Path, qmd_dir: Path) -> None:
             f"--resource-path={scratch}:{qmd_dir}",
         ],
     )
+    source.write_text(_breakable_underscores(source.read_text(encoding="utf-8")), encoding="utf-8")
     try:
         typst.compile(str(source), output=str(pdf), root="/")
     except Exception as exc:  # typst raises its own error types
         raise RenderError(f"typst could not compile the PDF: {exc}") from exc
+
+
+def _breakable_underscores(typst_source: str) -> str:
+    """Let Typst break a line after an underscore: ids such as ``exp_joint_account_meetings``
+    otherwise run over the next table column. Pandoc writes a literal underscore as ``\\_``;
+    a zero-width space (``\\u{200b}``, invisible) after it is a break opportunity."""
+    return typst_source.replace("\\_", "\\_\\u{200b}")
 
 
 def render_quarto(
