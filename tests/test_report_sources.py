@@ -31,7 +31,9 @@ def notebook_cells(path: Path) -> dict[str, dict]:
     return found
 
 
-@pytest.mark.parametrize(("path", "label"), EMBEDS, ids=[f"{p.split('/')[-1]}#{lbl}" for p, lbl in EMBEDS])
+@pytest.mark.parametrize(
+    ("path", "label"), EMBEDS, ids=[f"{p.split('/')[-1]}#{lbl}" for p, lbl in EMBEDS]
+)
 def test_every_embed_names_an_existing_labelled_cell(path: str, label: str) -> None:
     notebook = (QMD.parent / path).resolve()
     assert notebook.is_file(), f"{path} does not exist"
@@ -39,7 +41,9 @@ def test_every_embed_names_an_existing_labelled_cell(path: str, label: str) -> N
     assert label in cells, f"{notebook.name} has no cell labelled {label}"
     options = cells[label]["options"]
     if label.startswith("fig-"):
-        assert options.get("fig-cap") and options.get("fig-alt"), f"{label} needs fig-cap and fig-alt"
+        assert options.get("fig-cap") and options.get("fig-alt"), (
+            f"{label} needs fig-cap and fig-alt"
+        )
     if label.startswith("tbl-"):
         assert options.get("tbl-cap"), f"{label} needs tbl-cap"
 
@@ -49,12 +53,18 @@ def test_report_embeds_every_study_and_the_summary() -> None:
     assert embedded == {*STUDIES, "executive_summary"}
 
 
-@pytest.mark.parametrize("notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
-def test_notebooks_are_committed_without_outputs_and_have_a_parameters_cell(notebook: Path) -> None:
+@pytest.mark.parametrize(
+    "notebook", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name
+)
+def test_notebooks_are_committed_without_outputs_and_have_a_parameters_cell(
+    notebook: Path,
+) -> None:
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert all(not c.get("outputs") for c in code), "clear the outputs before committing"
-    assert "parameters" in code[0]["metadata"].get("tags", []), "first code cell must be tagged parameters"
+    assert "parameters" in code[0]["metadata"].get("tags", []), (
+        "first code cell must be tagged parameters"
+    )
     for name in ("quarter", "data_dir", "params_file", "output_dir"):
         assert f"{name}:" in "".join(code[0]["source"]), f"parameters cell lacks {name}"
 

@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -128,12 +128,12 @@ def write_text(text: str, out: Path | None) -> None:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}") from exc
 
 
-class Engine(str, Enum):
+class Engine(StrEnum):
     duckdb = "duckdb"
     spark = "spark"
 
 
-class Scale(str, Enum):
+class Scale(StrEnum):
     small = "small"
     medium = "medium"
     large = "large"
@@ -238,7 +238,10 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Validate the data, run every study notebook, render HTML + PDF into reports/_build/<QUARTER>/."""
+    """Validate the data, run every study notebook, render HTML + PDF of the report.
+
+    The rendered files go into reports/_build/<QUARTER>/.
+    """
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from alignment import pipeline, render
@@ -320,12 +323,12 @@ def run(
 # lift, did, power: experiment statistics (alignment.lift)
 
 
-class LiftFormat(str, Enum):
+class LiftFormat(StrEnum):
     json = "json"
     table = "table"
 
 
-class DidCovType(str, Enum):
+class DidCovType(StrEnum):
     nonrobust = "nonrobust"
     HC1 = "HC1"
     cluster = "cluster"
@@ -472,7 +475,7 @@ def power_command(
 # attribute: multi-touch attribution on aggregated paths (alignment.attribution)
 
 
-class AttributionModel(str, Enum):
+class AttributionModel(StrEnum):
     first_touch = "first_touch"
     last_touch = "last_touch"
     linear = "linear"
@@ -486,7 +489,7 @@ class AttributionModel(str, Enum):
     shapley = "shapley"
 
 
-class AttributeFormat(str, Enum):
+class AttributeFormat(StrEnum):
     csv = "csv"
     json = "json"
 

@@ -135,10 +135,11 @@ def data_roots() -> tuple[Path, ...]:
 
 
 def resolve_inside_roots(path: str | Path, *, key: str) -> Path:
-    """Resolve ``path`` (relative paths: against the project root) and refuse one outside the roots.
+    """Resolve ``path`` and refuse one outside the roots.
 
-    Raises ``ValueError`` naming ``key`` when the resolved path (symlinks followed) escapes
-    every root of :func:`data_roots`.
+    A relative path is resolved against the project root. Raises ``ValueError`` naming
+    ``key`` when the resolved path (symlinks followed) escapes every root of
+    :func:`data_roots`.
     """
     candidate = Path(path).expanduser()
     if not candidate.is_absolute():
@@ -382,7 +383,10 @@ def _problems(error: ValidationError) -> tuple[str, ...]:
 
 
 def load_report_params(path: str | Path) -> ReportParams:
-    """Load and validate ``params/<QUARTER>.yaml``; raise :class:`ParamsError` listing every problem."""
+    """Load and validate ``params/<QUARTER>.yaml``.
+
+    Raises :class:`ParamsError` listing every problem.
+    """
     raw = read_yaml(path)
     try:
         return ReportParams.model_validate(raw)
@@ -391,7 +395,10 @@ def load_report_params(path: str | Path) -> ReportParams:
 
 
 def load_study_params(path: str | Path) -> StudyParams:
-    """Load and validate a study's params YAML; raise :class:`ParamsError` listing every problem."""
+    """Load and validate a study's params YAML.
+
+    Raises :class:`ParamsError` listing every problem.
+    """
     raw = read_yaml(path)
     try:
         return StudyParams.model_validate(raw)

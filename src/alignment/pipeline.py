@@ -400,11 +400,16 @@ def _stage_sources(build_dir: Path, ran: set[str]) -> Path:
 
 
 def drop_embeds_of_studies_not_run(qmd_text: str, ran: set[str]) -> str:
-    """Replace the embeds of notebooks not in ``ran``: the first by a sentence, the rest by nothing.
+    """Replace the embeds of notebooks not in ``ran``.
+
+    The first embed of each such notebook becomes a sentence; its other embeds are removed.
 
     Examples
     --------
-    >>> text = "{{< embed ../notebooks/asset_usage.ipynb#tbl-a >}}\\n{{< embed ../notebooks/asset_usage.ipynb#fig-b >}}"
+    >>> text = (
+    ...     "{{< embed ../notebooks/asset_usage.ipynb#tbl-a >}}\\n"
+    ...     "{{< embed ../notebooks/asset_usage.ipynb#fig-b >}}"
+    ... )
     >>> drop_embeds_of_studies_not_run(text, {"funnel_sla"})
     '*The asset_usage study was not part of this run (see `studies` in the params).*\\n'
     """

@@ -58,7 +58,11 @@ def neutralise_formula(value: Any) -> Any:
 
     Examples
     --------
-    >>> neutralise_formula('=HYPERLINK("http://x")'), neutralise_formula(-3), neutralise_formula("ok")
+    >>> (
+    ...     neutralise_formula('=HYPERLINK("http://x")'),
+    ...     neutralise_formula(-3),
+    ...     neutralise_formula("ok"),
+    ... )
     ('\\'=HYPERLINK("http://x")', -3, 'ok')
     """
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):

@@ -92,7 +92,8 @@ def describe_kpi(name: str, unit: str, current: float, previous: float | None, p
         return f"{name} was unchanged at {shown}."
     verb = "rose" if current > previous else "fell"
     before = format_value(previous, unit)
-    return f"{name} {verb} from {before} in {prev_q} to {shown} ({format_change(current, previous, unit)})."
+    change = format_change(current, previous, unit)
+    return f"{name} {verb} from {before} in {prev_q} to {shown} ({change})."
 
 
 def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFrame:
@@ -114,6 +115,10 @@ def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFr
         current = pivot.at[name, quarter] if quarter in pivot.columns else float("nan")
         before = pivot.at[name, previous] if previous in pivot.columns else float("nan")
         unit = str(meta.at[name, "unit"])
+        sentence = (
+            "" if math.isnan(current) else describe_kpi(name, unit, current, before, previous)
+        )
+        is_headline = bool(meta.at[name, "headline"]) if "headline" in meta.columns else True
         rows.append(
             {
                 "kpi": name,
@@ -123,8 +128,8 @@ def headline_table(kpis: pd.DataFrame, quarter: str, previous: str) -> pd.DataFr
                 "change": "" if math.isnan(before) or math.isnan(current)
                 else format_change(current, before, unit),
                 "source": meta.at[name, "source"],
-                "sentence": "" if math.isnan(current) else describe_kpi(name, unit, current, before, previous),
-                "is_headline": bool(meta.at[name, "headline"]) if "headline" in meta.columns else True,
+                "sentence": sentence,
+                "is_headline": is_headline,
             }
         )  # fmt: skip
     table = pd.DataFrame(rows)
