@@ -31,6 +31,8 @@ def kpis(rows: list[tuple]) -> pd.DataFrame:
         ),
         ("count", 120.0, 100.0, "SLA compliance rose from 100 in 2026Q2 to 120 (+20.0 %)."),
         ("USD", 2e6, 2e6, "SLA compliance was unchanged at USD 2,000,000."),
+        # a change below the shown precision is no change to a reader (not "fell ... -0.0 pts")
+        ("fraction", 0.4899, 0.4902, "SLA compliance was 49.0 %, as in 2026Q2."),
         (
             "hours",
             5.0,
@@ -41,6 +43,20 @@ def kpis(rows: list[tuple]) -> pd.DataFrame:
 )
 def test_sentence_states_direction_and_change(unit, current, previous, expected) -> None:
     assert summary.describe_kpi("SLA compliance", unit, current, previous, "2026Q2") == expected
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "unit", "expected"),
+    [
+        (0.74, 0.61, "fraction", "+13.0 pts"),
+        (0.4899, 0.4902, "fraction", "+0.0 pts"),  # rounds to zero: never "-0.0"
+        (99.99, 100.0, "count", "+0.0 %"),
+        (90.0, 100.0, "count", "-10.0 %"),
+        (5.0, 0.0, "count", "new"),
+    ],
+)
+def test_change_is_rounded_without_a_negative_zero(current, previous, unit, expected) -> None:
+    assert summary.format_change(current, previous, unit) == expected
 
 
 def test_headline_table_puts_headline_kpis_first_and_caps_them(tmp_path: Path) -> None:

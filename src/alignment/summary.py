@@ -69,12 +69,19 @@ def format_change(current: float, previous: float, unit: str) -> str:
     --------
     >>> format_change(0.74, 0.61, "fraction"), format_change(110, 100, "count")
     ('+13.0 pts', '+10.0 %')
+    >>> format_change(0.4899, 0.4902, "fraction")  # rounds to zero: no "-0.0"
+    '+0.0 pts'
     """
     if unit == "fraction":
-        return f"{100 * (current - previous):+.1f} pts"
+        return f"{_no_negative_zero(100 * (current - previous)):+.1f} pts"
     if previous == 0:
         return "new" if current else "no change"
-    return f"{100 * (current / previous - 1):+.1f} %"
+    return f"{_no_negative_zero(100 * (current / previous - 1)):+.1f} %"
+
+
+def _no_negative_zero(change: float) -> float:
+    """``change`` rounded to one decimal, with a change that rounds to zero shown as +0.0."""
+    return round(change, 1) + 0.0
 
 
 def describe_kpi(name: str, unit: str, current: float, previous: float | None, prev_q: str) -> str:
@@ -84,14 +91,18 @@ def describe_kpi(name: str, unit: str, current: float, previous: float | None, p
     --------
     >>> describe_kpi("SLA compliance", "fraction", 0.74, 0.61, "2026Q2")
     'SLA compliance rose from 61.0 % in 2026Q2 to 74.0 % (+13.0 pts).'
+    >>> describe_kpi("Sales share", "fraction", 0.4899, 0.4902, "2026Q2")
+    'Sales share was 49.0 %, as in 2026Q2.'
     """
     shown = format_value(current, unit)
     if previous is None or (isinstance(previous, float) and math.isnan(previous)):
         return f"{name} was {shown} (no earlier quarter to compare)."
     if math.isclose(current, previous, rel_tol=1e-9, abs_tol=1e-12):
         return f"{name} was unchanged at {shown}."
-    verb = "rose" if current > previous else "fell"
     before = format_value(previous, unit)
+    if before == shown:  # a change smaller than the shown precision is no change to a reader
+        return f"{name} was {shown}, as in {prev_q}."
+    verb = "rose" if current > previous else "fell"
     change = format_change(current, previous, unit)
     return f"{name} {verb} from {before} in {prev_q} to {shown} ({change})."
 
