@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -38,3 +39,22 @@ def bad_corpus() -> Path:
 def good_tables(corpus: ModuleType) -> dict[str, list[list[str]]]:
     """A fresh copy of the valid corpus dataset (table -> header + rows), safe to mutate."""
     return corpus.good_tables()
+
+
+@pytest.fixture()
+def pretend_pyspark(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """Make ``importlib.util.find_spec("pyspark")`` say pyspark is (not) installed, whatever
+    this environment has, so the engine checks can be tested with and without the extra."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def pretend(installed: bool) -> None:
+        def find_spec(name: str, *args: object) -> object:
+            if name == "pyspark":
+                return object() if installed else None
+            return real(name, *args)
+
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+    return pretend

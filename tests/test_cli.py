@@ -73,19 +73,6 @@ def test_report_with_a_missing_params_file_says_which(tmp_path: Path) -> None:
     assert "none.yaml" in result.stderr
 
 
-def _pretend_pyspark(monkeypatch: pytest.MonkeyPatch, installed: bool) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-
-    def find_spec(name: str, *args: object) -> object:
-        if name == "pyspark":
-            return object() if installed else None
-        return real(name, *args)
-
-    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-
-
 @pytest.mark.parametrize(
     ("installed", "java_home", "message"),
     [
@@ -97,9 +84,10 @@ def _pretend_pyspark(monkeypatch: pytest.MonkeyPatch, installed: bool) -> None:
     ids=["no-pyspark", "no-java"],
 )  # fmt: skip
 def test_report_engine_spark_that_cannot_start_is_one_line_and_exit_1(
-    monkeypatch: pytest.MonkeyPatch, installed: bool, java_home: str | None, message: str
+    monkeypatch: pytest.MonkeyPatch, pretend_pyspark, installed: bool, java_home: str | None,
+    message: str,
 ) -> None:
-    _pretend_pyspark(monkeypatch, installed)
+    pretend_pyspark(installed)
     monkeypatch.delenv("SPARK_REMOTE", raising=False)
     if java_home:
         monkeypatch.setenv("JAVA_HOME", java_home)

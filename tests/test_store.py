@@ -221,34 +221,27 @@ def test_store_execute_and_fingerprint_table(bad_corpus):
 # engine checks: one clear sentence when Spark cannot start (no pyspark needed to test them)
 
 
-def _pretend_pyspark_installed(monkeypatch: pytest.MonkeyPatch, installed: bool) -> None:
-    real = store.importlib.util.find_spec
-
-    def find_spec(name: str, *args: object) -> object:
-        if name == "pyspark":
-            return object() if installed else None
-        return real(name, *args)
-
-    monkeypatch.setattr(store.importlib.util, "find_spec", find_spec)
-
-
-def test_spark_without_pyspark_says_to_install_the_extra(monkeypatch) -> None:
-    _pretend_pyspark_installed(monkeypatch, installed=False)
+def test_spark_without_pyspark_says_to_install_the_extra(monkeypatch, pretend_pyspark) -> None:
+    pretend_pyspark(False)
     hint = r"pyspark is not installed; install the spark extra: pip install '\.\[spark\]'"
     with pytest.raises(store.EngineUnavailable, match=hint):
         store.check_engine("spark")
 
 
-def test_spark_with_java_home_lacking_java_says_to_set_java_home(monkeypatch, tmp_path) -> None:
-    _pretend_pyspark_installed(monkeypatch, installed=True)
+def test_spark_with_java_home_lacking_java_says_to_set_java_home(
+    monkeypatch, tmp_path, pretend_pyspark
+) -> None:
+    pretend_pyspark(True)
     monkeypatch.delenv("SPARK_REMOTE", raising=False)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path))
     with pytest.raises(store.EngineUnavailable, match="has no bin/java; set JAVA_HOME"):
         store.check_engine("spark")
 
 
-def test_spark_without_any_java_says_to_set_java_home(monkeypatch, tmp_path) -> None:
-    _pretend_pyspark_installed(monkeypatch, installed=True)
+def test_spark_without_any_java_says_to_set_java_home(
+    monkeypatch, tmp_path, pretend_pyspark
+) -> None:
+    pretend_pyspark(True)
     monkeypatch.delenv("SPARK_REMOTE", raising=False)
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
