@@ -760,6 +760,14 @@ def test_demo_over_capacity_regions_are_detected_exactly(demo_dir, demo_data) ->
     )  # fmt: skip
     assert result.is_known, result.reason
     assert set(result.over_capacity_regions) == set(truth)
+    # ... and the signal the report draws from it: leads of the over-capacity region wait
+    # longer, miss the SLA more and are accepted less often than the others (the generator
+    # plants slow response there; the margins below are far outside sampling noise).
+    by_group = result.comparison().query("level == 'region'").set_index("group")
+    over, within = by_group.loc["over capacity"], by_group.loc["within capacity"]
+    assert over.median_hours_to_first_touch > 3 * within.median_hours_to_first_touch
+    assert over.sla_compliance < within.sla_compliance - 0.3
+    assert over.sal_rate < within.sal_rate
 
 
 def test_demo_unworked_leads_are_detected_exactly(demo_dir, demo_data) -> None:
