@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,18 @@ def dense_markov_removal(data: pd.DataFrame, order: int = 1, sep: str = ">") -> 
 
     base = p_conv(None)
     return {c: 1 - p_conv(c) / base for c in channels}
+
+
+def journey_attribution(paths: at.Paths, results: dict[str, at.AttributionResult],
+                        channels: pd.DataFrame, n_boot: int = 0) -> at.JourneyAttribution:
+    """A JourneyAttribution around path-level results, as attribute_journeys would make it."""
+    return at.JourneyAttribution(
+        results=results, paths=paths, channels=channels,
+        n_converting=int(paths.conversions.sum()), n_null=int(paths.nulls.sum()),
+        n_converting_without_touch=0, unit="person", start_at=datetime(2026, 7, 1, tzinfo=UTC),
+        end_at=datetime(2026, 10, 1, tzinfo=UTC), conversion_event="SQL", lookback_days=90,
+        half_life_days=7.0, n_boot=n_boot,
+    )
 
 
 def subset_game_shapley_brute_force(data: pd.DataFrame) -> dict[str, float]:
@@ -699,6 +712,81 @@ def test_declared_unused_channel_gets_zero(data, model):
     assert res.credit["never"] == 0.0
 
 
+TEAM_CHANNELS = ["a", "b", "c"]
+
+
+@st.composite
+def team_journeys(draw: st.DrawFn) -> list[tuple[list[tuple[str, bool]], int, int]]:
+    """Journeys as (touches, conversions, nulls), a touch being (channel, is_sales_touch)."""
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        touches = draw(st.lists(st.tuples(st.sampled_from(TEAM_CHANNELS), st.booleans()),
+                                min_size=1, max_size=4))
+        conv = draw(st.integers(0, 5))
+        rows.append((touches, conv, draw(st.integers(0 if conv else 1, 5))))
+    return rows
+
+
+def team_attribution(journeys: list, split: bool) -> at.JourneyAttribution:
+    """Every model on the journeys, named by the rule of alignment.journeys written again here:
+    with ``split`` a sales touch of a channel that has a marketing touch is "<c> (sales)"."""
+    has_marketing = {c for touches, _, _ in journeys for c, sales in touches if not sales}
+
+    def name(channel: str, sales: bool) -> str:
+        return f"{channel} (sales)" if split and sales and channel in has_marketing else channel
+
+    rows, counts = [], {}
+    for touches, conv, null in journeys:
+        rows.append((">".join(name(c, s) for c, s in touches), conv, null))
+        for c, sales in touches:  # touches of the journeys, as summarise_channels counts them
+            n = counts.setdefault(name(c, sales), [c, 0, 0])
+            n[1] += conv + null
+            n[2] += (conv + null) * sales
+    channels = pd.DataFrame([(k, *v) for k, v in sorted(counts.items())],
+                            columns=["channel", "base_channel", "n_touches", "n_sales_touches"])
+    channels["is_sales_channel"] = 2 * channels["n_sales_touches"] > channels["n_touches"]
+    paths = at.parse_paths(frame(rows), channels=channels["channel"])
+    return journey_attribution(paths, {m: at.attribute(paths, m) for m in at.MODELS}, channels)
+
+
+@FAST
+@given(journeys=team_journeys(), split=st.booleans())
+def test_marketing_and_sales_credit_add_up_to_every_models_total(journeys, split):
+    result = team_attribution(journeys, split)
+    total = sum(conv for _, conv, _ in journeys)
+    table = result.sales_split().set_index("model")
+    if total == 0:
+        assert table.empty
+        return
+    ch = result.channels.set_index("channel")
+    all_sales = ch.index[ch["n_sales_touches"] == ch["n_touches"]]
+    all_marketing = ch.index[ch["n_sales_touches"] == 0]
+    majority_sales = ch.index[ch["is_sales_channel"]]
+    for model, res in result.results.items():
+        got = table.loc[model]
+        assert_allclose(got.marketing_conversions + got.sales_conversions, total, rtol=1e-10)
+        if split:  # every label is one team's: no credit falls on a mixed label
+            assert result.mixed_channels == ()
+            assert_allclose(res.credit[all_sales].sum() + res.credit[all_marketing].sum(),
+                            total, rtol=1e-10)
+            assert_allclose(got.sales_conversions, res.credit[all_sales].sum(), rtol=1e-10,
+                            atol=1e-12)
+        else:  # the old rule: a mixed channel goes whole to the team of most of its touches
+            assert_allclose(got.sales_conversions, res.credit[majority_sales].sum(),
+                            rtol=1e-10, atol=1e-12)
+    if split:
+        # Reference, per touch on the unlabelled journeys: a converting journey's sales
+        # credit is its sales touches' share (linear), its first or its last touch's flag.
+        per_touch = {
+            "linear": sum(conv * np.mean([s for _, s in t]) for t, conv, _ in journeys),
+            "first_touch": sum(conv * t[0][1] for t, conv, _ in journeys),
+            "last_touch": sum(conv * t[-1][1] for t, conv, _ in journeys),
+        }
+        for model, expected in per_touch.items():
+            assert_allclose(table.at[model, "sales_conversions"], expected, rtol=1e-10,
+                            atol=1e-12)
+
+
 @settings(max_examples=25, deadline=None)
 @given(data=path_tables())
 def test_bootstrap_interval_contains_linear_estimate(data):
@@ -838,20 +926,15 @@ def test_share_intervals_table_brackets_each_data_driven_share():
     # Reference: AttributionResult.conf_int(kind="share") of the same bootstrap draws; the
     # percentile interval of MIXED's shares (200 replicates) contains the point estimate for
     # both data-driven models (as in test_bootstrap_interval_contains_estimate_on_fixed_data).
-    from datetime import UTC, datetime
-
     paths = at.parse_paths(MIXED)
     results = {"linear": at.attribute(paths, "linear"),
                "markov": at.bootstrap(paths, "markov", n_boot=200, seed=3),
                "shapley": at.bootstrap(paths, "shapley", n_boot=200, seed=3)}
-    journeys = at.JourneyAttribution(
-        results=results, paths=paths,
-        channels=pd.DataFrame({"channel": paths.channels, "n_touches": 1, "n_sales_touches": 0,
-                               "is_sales_channel": False}),
-        n_converting=int(MIXED["conversions"].sum()), n_null=int(MIXED["nulls"].sum()),
-        n_converting_without_touch=0, unit="person", start_at=datetime(2026, 7, 1, tzinfo=UTC),
-        end_at=datetime(2026, 10, 1, tzinfo=UTC), conversion_event="SQL", lookback_days=90,
-        half_life_days=7.0, n_boot=200,
+    journeys = journey_attribution(
+        paths, results,
+        pd.DataFrame({"channel": paths.channels, "n_touches": 1, "n_sales_touches": 0,
+                      "is_sales_channel": False}),
+        n_boot=200,
     )
     table = journeys.share_intervals()
     assert list(table.columns) == ["channel", "markov_share", "markov_share_low",

@@ -108,6 +108,81 @@ def test_sales_share_is_the_credit_of_channels_whose_touches_are_sales_touches()
     )
 
 
+#: p1 converts on email > webinar > email, the last email a rep's (a sales touch in the channel
+#: marketing uses); p2's email does not convert; p3 converts on webinar > sales_call.
+SHARED_EMAIL = tables(
+    [
+        ("t1", "p1", "2026-07-02", "email", False),
+        ("t2", "p1", "2026-07-04", "webinar", False),
+        ("t3", "p1", "2026-07-06", "email", True),
+        ("t4", "p2", "2026-07-03", "email", False),
+        ("t5", "p3", "2026-07-02", "webinar", False),
+        ("t6", "p3", "2026-07-06", "sales_call", True),
+    ],
+    [("p1", "2026-07-10"), ("p3", "2026-07-12")],
+)
+SPLIT_MODELS = ("first_touch", "last_touch", "linear", "markov", "shapley")
+
+
+def test_sales_split_is_exact_per_touch_in_a_mixed_channel() -> None:
+    result = run(SHARED_EMAIL, models=SPLIT_MODELS)
+    # Paths: A = email > webinar > email (sales) converts, B = email is a null, C = webinar >
+    # sales_call converts. Reference, by hand, sales credit of the 2 conversions:
+    # first touch: email, webinar -> 0; last touch: email (sales), sales_call -> 2;
+    # linear: A 1/3 + C 1/2 = 5/6; Shapley (conversion-rate game): A's set has one observed
+    # proper subset, {email}, rate 0, so its three channels are symmetric (1/3 each), C's two
+    # (1/2 each): 5/6. Markov, order 1: P(conv | start) = 2/3 * P(email) + 1/3 * P(webinar)
+    # with P(webinar) = 1, P(email) = 1/2, so 2/3. Removing webinar leaves 0 (effect 1);
+    # removing email leaves 1/3 (1/2); removing email (sales) or sales_call halves
+    # P(webinar), leaving 2/3 * 1/4 + 1/3 * 1/2 = 1/3 (1/2 each). Credit = 2 * effect / 2.5:
+    # email .4, webinar .8, email (sales) .4, sales_call .4; sales 0.8.
+    assert result.paths.to_frame().set_index("path")["conversions"].to_dict() == {
+        "email>webinar>email (sales)": 1, "webinar>sales_call": 1, "email": 0,
+    }
+    effects = result.results["markov"].removal_effects
+    assert effects.to_dict() == pytest.approx(
+        {"email": 0.5, "email (sales)": 0.5, "sales_call": 0.5, "webinar": 1.0}, abs=1e-12
+    )
+    split = result.sales_split().set_index("model")
+    assert split["sales_conversions"].to_dict() == pytest.approx(
+        {"first_touch": 0.0, "last_touch": 2.0, "linear": 5 / 6, "markov": 0.8,
+         "shapley": 5 / 6}, abs=1e-12
+    )
+    total = split["marketing_conversions"] + split["sales_conversions"]
+    assert total.to_numpy() == pytest.approx(2.0, abs=1e-12)
+    assert result.sales_channels == ("email (sales)", "sales_call")
+    assert (result.split_channels, result.mixed_channels) == (("email",), ())
+    assert "email has touches of both teams" in result.describe_sales_split()
+
+
+def test_sales_split_is_exact_per_touch_only_when_mixed_channels_are_split() -> None:
+    params = PERSON.model_copy(update={"split_mixed_channels": False})
+    result = run(SHARED_EMAIL, models=SPLIT_MODELS, params=params)
+    # The old by-channel rule: email has 3 touches, 1 a sales touch, so it is marketing's
+    # whole and the rep's email is credited as marketing. Paths: email > webinar > email
+    # converts, email null, webinar > sales_call converts. Reference, by hand, sales credit:
+    # first 0; last touch: sales_call closes one journey, 1; linear 1/2; Shapley: A's set
+    # {email, webinar} has observed subset {email} at rate 0, so 1/2 each, C's 1/2 each:
+    # sales_call 1/2. Markov: from email 1/3 each to webinar, conversion, null; from webinar
+    # 1/2 each to email and sales_call. P(e) = 1/3 P(w) + 1/3, P(w) = 1/2 P(e) + 1/2 give
+    # P(e) = 3/5, P(w) = 4/5, P(conv) = 2/3 * 3/5 + 1/3 * 4/5 = 2/3. Without email: 1/3 *
+    # 1/2 = 1/6 (effect 3/4); without webinar: 2/3 * 1/3 = 2/9 (2/3); without sales_call:
+    # P(e) = 2/5, P(w) = 1/5, 1/3 (1/2). sales_call credit 2 * (1/2) / (23/12) = 12/23.
+    assert result.mixed_channels == ("email",)
+    assert result.sales_channels == ("sales_call",)
+    effects = result.results["markov"].removal_effects
+    assert effects.to_dict() == pytest.approx(
+        {"email": 3 / 4, "sales_call": 1 / 2, "webinar": 2 / 3}, abs=1e-12
+    )
+    split = result.sales_split().set_index("model")
+    assert split["sales_conversions"].to_dict() == pytest.approx(
+        {"first_touch": 0.0, "last_touch": 1.0, "linear": 0.5, "markov": 12 / 23,
+         "shapley": 0.5}, abs=1e-12
+    )
+    assert "not touch by touch" in result.describe_sales_split()
+    assert "(email: marketing)" in result.describe_sales_split()
+
+
 def test_time_decay_weighs_touches_by_their_age_in_days() -> None:
     data = tables(
         [

@@ -55,13 +55,15 @@ def sql_events(rows: list[tuple[str, str]]) -> pd.DataFrame:
     )
 
 
-def paths_of(con, touches, stages, *, unit="person", lookback_days=90, opps=NO_OPPS):
+def paths_of(con, touches, stages, *, unit="person", lookback_days=90, opps=NO_OPPS,
+             split_mixed_channels=True):
     tw = journeys.touches_with_account(ibis.memtable(touches), ibis.memtable(PEOPLE))
     conv = journeys.conversion_events(
         ibis.memtable(stages), ibis.memtable(opps), unit=unit, people=ibis.memtable(PEOPLE)
     )
     built = journeys.build_journeys(
-        tw, conv, start_at=START, end_at=END, unit=unit, lookback_days=lookback_days
+        tw, conv, start_at=START, end_at=END, unit=unit, lookback_days=lookback_days,
+        split_mixed_channels=split_mixed_channels,
     )
     table = con.execute(journeys.aggregate_paths(built))
     return {row.path: (row.conversions, row.nulls) for row in table.itertuples()}
@@ -191,9 +193,14 @@ def test_bad_arguments_name_the_argument(kwargs: dict, message: str) -> None:
         journeys.build_journeys(touches, conv, start_at=START, end_at=END, **kwargs)
 
 
-def reference_paths(touches: pd.DataFrame, firsts: pd.Series, lookback_days: int) -> pd.DataFrame:
-    """Plain pandas version of the module's definitions (person units)."""
-    rows = []
+def reference_paths(touches: pd.DataFrame, firsts: pd.Series, lookback_days: int,
+                    split: bool = False) -> pd.DataFrame:
+    """Plain pandas version of the module's definitions (person units).
+
+    ``split``: a sales touch of a channel with a marketing touch somewhere in the journeys
+    is named ``"<channel> (sales)"``.
+    """
+    journeys_ = []
     lookback = timedelta(days=lookback_days)
     start, end = pd.Timestamp(START), pd.Timestamp(END)
     for person, group in touches.sort_values(["ts", "touch_id"]).groupby("person_id"):
@@ -209,7 +216,16 @@ def reference_paths(touches: pd.DataFrame, firsts: pd.Series, lookback_days: int
             reference, converted = in_window.ts.max(), False
         steps = group[(group.ts <= reference) & (group.ts >= reference - lookback)]
         if not steps.empty:
-            rows.append((">".join(steps.channel), converted))
+            journeys_.append((steps, converted))
+    touched = pd.concat([steps for steps, _ in journeys_]) if journeys_ else touches.iloc[:0]
+    with_marketing = set(touched.channel[~touched.is_sales_touch.astype(bool)])
+    rows = []
+    for steps, converted in journeys_:
+        names = [
+            f"{c} (sales)" if split and sales and c in with_marketing else c
+            for c, sales in zip(steps.channel, steps.is_sales_touch.astype(bool), strict=True)
+        ]
+        rows.append((">".join(names), converted))
     frame = pd.DataFrame(rows, columns=["path", "converted"])
     return (
         frame.groupby("path")
@@ -219,8 +235,9 @@ def reference_paths(touches: pd.DataFrame, firsts: pd.Series, lookback_days: int
     )
 
 
+@pytest.mark.parametrize("split", [True, False], ids=["split-mixed", "by-channel"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_paths_match_a_pandas_reference_on_random_data(con, seed: int) -> None:
+def test_paths_match_a_pandas_reference_on_random_data(con, seed: int, split: bool) -> None:
     rng = np.random.default_rng(seed)
     n = 600
     people = [f"p{i}" for i in range(60)]
@@ -234,21 +251,27 @@ def test_paths_match_a_pandas_reference_on_random_data(con, seed: int) -> None:
             + pd.to_timedelta(
                 np.where(rng.random(n) < 0.3, seconds // 86_400 * 86_400, seconds), unit="s"
             ),
-            "channel": rng.choice(["email", "webinar", "display", "events"], n),
-            "is_sales_touch": False,
+            "channel": rng.choice(["email", "webinar", "display", "events", "sales_call"], n),
         }
+    )
+    # sales_call is all sales', email mixed (a fifth of its touches are reps'), others marketing's
+    touches["is_sales_touch"] = (touches.channel == "sales_call") | (
+        (touches.channel == "email") & (rng.random(n) < 0.2)
     )
     converters = rng.choice(people, 25, replace=False)
     sql_at = pd.Timestamp("2026-05-01", tz="UTC") + pd.to_timedelta(
         rng.integers(0, 150 * 86_400, 25), unit="s"
     )
     stages = pd.DataFrame({"person_id": converters, "stage": "SQL", "entered_at": sql_at})
-    expected = reference_paths(touches, stages.set_index("person_id")["entered_at"], 45)
+    expected = reference_paths(touches, stages.set_index("person_id")["entered_at"], 45,
+                               split=split)
+    assert expected.index.str.contains("email (sales)", regex=False).any() == split
     got = (
         pd.DataFrame(
             [
                 (p, c, n_)
-                for p, (c, n_) in paths_of(con, touches, stages, lookback_days=45).items()
+                for p, (c, n_) in paths_of(con, touches, stages, lookback_days=45,
+                                           split_mixed_channels=split).items()
             ],
             columns=["path", "conversions", "nulls"],
         )
@@ -277,24 +300,72 @@ def test_stage_timestamps_with_microsecond_scale_still_give_null_journeys(con) -
     }
 
 
-def test_summarise_channels_marks_channels_most_of_whose_touches_are_sales(con) -> None:
-    touches = touches_frame(
-        [
-            ("t1", "p1", "2026-07-02", "email", False),
-            ("t2", "p1", "2026-07-03", "sales_call", True),
-            ("t3", "p2", "2026-07-04", "sales_call", True),
-            ("t4", "p2", "2026-07-05", "partner", True),  # one of two partner touches: a tie
-            ("t5", "p3", "2026-07-06", "partner", False),
-            ("t6", "p3", "2026-07-07", "meeting", None),  # null flag counts as marketing's
-        ]
-    )
-    tw = journeys.touches_with_account(ibis.memtable(touches), ibis.memtable(PEOPLE))
+MIXED_TOUCHES = touches_frame(
+    [
+        ("t1", "p1", "2026-07-02", "email", False),
+        ("t2", "p1", "2026-07-03", "sales_call", True),
+        ("t3", "p2", "2026-07-04", "sales_call", True),
+        ("t4", "p2", "2026-07-05", "partner", True),  # one of two partner touches: a tie
+        ("t5", "p3", "2026-07-06", "partner", False),
+        ("t6", "p3", "2026-07-07", "meeting", None),  # null flag counts as marketing's
+    ]
+)
+
+
+def summarise_mixed(con, **kwargs) -> pd.DataFrame:
+    tw = journeys.touches_with_account(ibis.memtable(MIXED_TOUCHES), ibis.memtable(PEOPLE))
     conv = journeys.conversion_events(ibis.memtable(sql_events([])), ibis.memtable(NO_OPPS))
-    built = journeys.build_journeys(tw, conv, start_at=START, end_at=END)
-    got = con.execute(journeys.summarise_channels(built)).set_index("channel")
+    built = journeys.build_journeys(tw, conv, start_at=START, end_at=END, **kwargs)
+    return con.execute(journeys.summarise_channels(built)).set_index("channel")
+
+
+def test_summarise_channels_marks_channels_most_of_whose_touches_are_sales(con) -> None:
+    got = summarise_mixed(con, split_mixed_channels=False)
     # Reference: hand count; a sales channel needs more than half of its touches marked.
     assert got["n_touches"].to_dict() == {"email": 1, "meeting": 1, "partner": 2, "sales_call": 2}
     assert got["n_sales_touches"].to_dict() == {
         "email": 0, "meeting": 0, "partner": 1, "sales_call": 2
     }
     assert got.index[got["is_sales_channel"]].tolist() == ["sales_call"]
+    assert (got["base_channel"] == got.index).all()
+
+
+def test_sales_touches_of_a_mixed_channel_get_their_own_label_by_default(con) -> None:
+    got = summarise_mixed(con)
+    # Reference: hand count. Only partner has touches of both teams (t4 sales', t5
+    # marketing's), so t4 becomes "partner (sales)"; sales_call (all sales') and email,
+    # meeting (all marketing's) keep their names. Every label is then one team's.
+    assert got["n_touches"].to_dict() == {
+        "email": 1, "meeting": 1, "partner": 1, "partner (sales)": 1, "sales_call": 2
+    }
+    assert got["base_channel"].to_dict() == {
+        "email": "email", "meeting": "meeting", "partner": "partner",
+        "partner (sales)": "partner", "sales_call": "sales_call",
+    }
+    assert got.index[got["is_sales_channel"]].tolist() == ["partner (sales)", "sales_call"]
+    assert set(got["n_sales_touches"] / got["n_touches"]) == {0.0, 1.0}
+
+
+def test_split_labels_reach_the_paths_only_for_mixed_channels(con) -> None:
+    touches = touches_frame(
+        [
+            ("t1", "p1", "2026-07-02", "email", False),
+            ("t2", "p1", "2026-07-04", "email", True),  # a rep's email: email is mixed
+            ("t3", "p1", "2026-07-05", "sales_call", True),
+            ("t4", "p3", "2026-07-03", "email", False),
+        ]
+    )
+    stages = sql_events([("p1", "2026-07-10")])
+    tw = journeys.touches_with_account(ibis.memtable(touches), ibis.memtable(PEOPLE))
+    conv = journeys.conversion_events(ibis.memtable(stages), ibis.memtable(NO_OPPS))
+
+    def paths(split: bool) -> dict[str, tuple[int, int]]:
+        built = journeys.build_journeys(tw, conv, start_at=START, end_at=END,
+                                        split_mixed_channels=split)
+        table = con.execute(journeys.aggregate_paths(built))
+        return {r.path: (r.conversions, r.nulls) for r in table.itertuples()}
+
+    # Reference: p1 converts on email > email > sales_call, p3 is a null on email; only the
+    # second email is a sales touch in a channel with marketing touches.
+    assert paths(True) == {"email>email (sales)>sales_call": (1, 0), "email": (0, 1)}
+    assert paths(False) == {"email>email>sales_call": (1, 0), "email": (0, 1)}

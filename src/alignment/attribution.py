@@ -14,7 +14,7 @@ to the total to floating point.
 window's journeys with :mod:`alignment.journeys` (person or account units), runs every model on
 their paths (time decay with the touches' real ages in days) and returns a
 :class:`JourneyAttribution` with the report's views: credit by model, Markov removal effects,
-revenue credit, the share of credit earned by sales channels, the channels' positions, and the
+revenue credit, the share of credit earned by sales touches, the channels' positions, and the
 distance to a known truth. :func:`build_account_view`, :func:`describe_disagreement` and
 :func:`compute_kpis` build on it.
 
@@ -761,7 +761,9 @@ def split_sales_marketing(
     result : AttributionResult
     sales_channels : iterable of str
         The channels that are sales touches (the aggregated layout has no per-touch marker);
-        every other channel counts as marketing. Unknown names are an error.
+        every other channel counts as marketing. Unknown names are an error. For paths built
+        by :func:`alignment.journeys.build_journeys` (mixed channels split) pass
+        :attr:`JourneyAttribution.sales_channels`: the split is then exact per touch.
     alpha : float, default 0.05
         For the ``low``/``high`` interval columns, present when ``result`` has draws.
 
@@ -1597,8 +1599,11 @@ class JourneyAttribution:
     paths : Paths
         The aggregated paths the models ran on.
     channels : pd.DataFrame
-        ``channel, n_touches, n_sales_touches, is_sales_channel`` over the journeys' touches
-        (:func:`alignment.journeys.summarise_channels`).
+        ``channel, base_channel, n_touches, n_sales_touches, is_sales_channel`` over the
+        journeys' touches, one row per channel label of the paths
+        (:func:`alignment.journeys.summarise_channels`): with ``split_mixed_channels`` the
+        sales touches of a channel that also has marketing touches are the label
+        ``"<channel> (sales)"``.
     n_converting, n_null, n_converting_without_touch : int
         Converting journeys with a path, non-converting journeys, and conversions in the
         window with no touch in their lookback window (credited to no channel).
@@ -1637,9 +1642,35 @@ class JourneyAttribution:
 
     @property
     def sales_channels(self) -> tuple[str, ...]:
-        """Channels most of whose touches are sales touches (``is_sales_touch``)."""
+        """Channel labels most of whose touches are sales touches (``is_sales_touch``).
+
+        With ``split_mixed_channels`` (the default) every label is all one team's, so these
+        are exactly the labels of the sales touches, e.g. ``sales_call`` and
+        ``email (sales)``.
+        """
         flagged = self.channels.loc[self.channels["is_sales_channel"].astype(bool), "channel"]
         return tuple(str(c) for c in flagged)
+
+    @property
+    def mixed_channels(self) -> tuple[str, ...]:
+        """Channel labels holding both sales and marketing touches (none when the journeys were
+        built with ``split_mixed_channels``); their minority touches are credited to the
+        other team by :meth:`sales_split`."""
+        ch = self.channels
+        n_sales = ch["n_sales_touches"].astype(int)
+        mixed = ch.loc[(n_sales > 0) & (n_sales < ch["n_touches"].astype(int)), "channel"]
+        return tuple(str(c) for c in mixed)
+
+    @property
+    def split_channels(self) -> tuple[str, ...]:
+        """Channels whose sales touches were given a label of their own (``email`` when
+        ``email (sales)`` is a label)."""
+        ch = self.channels
+        if "base_channel" not in ch.columns:
+            return ()
+        base = ch["base_channel"].astype(str).str.replace(self.paths.sep, "_", regex=False)
+        split = base[ch["is_sales_channel"].astype(bool) & (base != ch["channel"].astype(str))]
+        return tuple(sorted(set(split)))
 
     @property
     def has_value(self) -> bool:
@@ -1814,7 +1845,7 @@ class JourneyAttribution:
         return wide
 
     def sales_split(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Share of each model's credit earned by sales channels.
+        """Share of each model's credit earned by sales touches.
 
         Returns
         -------
@@ -1826,8 +1857,17 @@ class JourneyAttribution:
 
         Notes
         -----
-        The split is by channel (:attr:`sales_channels`): aggregated paths keep the channel
-        of each touch, not its team.
+        The split is a sum over the paths' channel labels (:attr:`sales_channels`), and it is
+        exact per touch: with ``split_mixed_channels`` (the default,
+        :func:`alignment.journeys.build_journeys`) the sales touches of a channel that
+        marketing also uses are a label of their own (``email (sales)``), so every label is
+        one team's and every model credits sales' and marketing's touches separately (a
+        rep's email closing a journey gets last-touch credit as sales'). Marketing plus
+        sales credit is the model's total credit. Only when the journeys were built without
+        the split does a mixed channel (:attr:`mixed_channels`) go whole to the team of most
+        of its touches. Reference: hand-computed first/last/linear splits and Markov
+        removal effects on a journey set with a mixed channel, both ways
+        (tests/test_attribution_demo.py, ``test_sales_split_is_exact_per_touch_*``).
         """
         sales = set(self.sales_channels)
         columns = ["model", "marketing_conversions", "sales_conversions", "sales_share",
@@ -1853,6 +1893,36 @@ class JourneyAttribution:
                 "sales_share_high": high,
             })
         return pd.DataFrame(rows, columns=columns)
+
+    def describe_sales_split(self) -> str:
+        """One plain-text paragraph: which touches count as sales' and under which labels.
+
+        Plain text (no Markdown); escape before display.
+        """
+        sales = self.sales_channels
+        if not sales:
+            return ("No touch in these journeys is marked as a sales touch (is_sales_touch), "
+                    "so all credit is marketing's.")
+        mixed = self.mixed_channels
+        if mixed:
+            ch = self.channels.set_index("channel")
+            teams = [f"{c}: {'sales' if ch.at[c, 'is_sales_channel'] else 'marketing'}"
+                     for c in mixed]
+            return ("A touch is sales' when the data mark it as a sales touch (is_sales_touch), "
+                    "but here the split is by channel, not touch by touch (mixed channels were "
+                    f"not split): sales touches are credited under {_join(sales)}; "
+                    f"{_join(mixed)}, with touches of both teams, "
+                    f"{'goes' if len(mixed) == 1 else 'go'} to the team of most of "
+                    f"{'its' if len(mixed) == 1 else 'their'} touches ({'; '.join(teams)}).")
+        text = ("A touch is sales' when the data mark it as a sales touch (is_sales_touch), "
+                "and its credit counts as sales' touch by touch, whatever its channel: sales "
+                f"touches are credited under {_join(sales)}.")
+        split = self.split_channels
+        if split:
+            verb = "has" if len(split) == 1 else "have"
+            text += (f" {_join(split)} {verb} touches of both teams, so the sales touches "
+                     "there are a channel of their own, marked (sales).")
+        return text
 
     def channel_profile(self) -> pd.DataFrame:
         """Where each channel sits in the journeys, the facts behind the models' disagreement.
@@ -1928,6 +1998,12 @@ class JourneyAttribution:
         if model not in self.results:
             raise ValueError(f"model {model!r} was not run; run: {', '.join(self.results)}")
         return self.results[model]
+
+
+def _join(names: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = [str(n) for n in names]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def format_share_intervals(intervals: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
@@ -2018,8 +2094,8 @@ def attribute_journeys(
         The window (usually a quarter), UTC, ``end_at`` excluded.
     params : AttributionParams
         ``conversion_event``, ``lookback_days``, ``markov_order``, ``shapley_game``,
-        ``time_decay_half_life_days``, ``bootstrap_replicates`` and (default) ``unit`` and
-        ``models``.
+        ``time_decay_half_life_days``, ``bootstrap_replicates``, ``split_mixed_channels``
+        and (default) ``unit`` and ``models``.
     unit : {"person", "account"}, optional
         Overrides ``params.unit``: a person's journey, or an account's (its buying group's
         touches, marketing's and sales', on one path).
@@ -2049,7 +2125,11 @@ def attribute_journeys(
     conversion, instead of its step position. Revenue is the value of the converting journeys
     (won opportunities created at or after the conversion, :func:`alignment.journeys.
     conversion_events`); every model credits it in the same proportions as it credits
-    conversions on each path, Markov through its value-weighted chain.
+    conversions on each path, Markov through its value-weighted chain. With
+    ``params.split_mixed_channels`` (default) the sales touches of a channel that also has
+    marketing touches are the channel ``"<channel> (sales)"`` in every model (more Markov
+    states and Shapley players), so :meth:`JourneyAttribution.sales_split` is exact per
+    touch.
     """
     from alignment import journeys as jr
 
@@ -2062,7 +2142,8 @@ def attribute_journeys(
         opportunity_people=opportunity_people,
     )
     window = dict(start_at=start_at, end_at=end_at, unit=unit, lookback_days=params.lookback_days)
-    built = jr.build_journeys(touches, conversions, **window)
+    built = jr.build_journeys(touches, conversions,
+                              split_mixed_channels=params.split_mixed_channels, **window)
     path_frame = _execute(jr.aggregate_paths(built), con)
     counts = _execute(jr.count_journeys(touches, conversions, **window), con).iloc[0]
     channels = _execute(jr.summarise_channels(built), con)
@@ -2311,7 +2392,8 @@ def compute_kpis(
       their lookback window.
     - **Conversions without a touch** (count): conversions credited to no channel.
     - **Share of credit to sales touches (Markov)** (fraction): Markov credit of the sales
-      channels over all credit.
+      touches over all credit (:meth:`JourneyAttribution.sales_split`, exact per touch with
+      ``params.split_mixed_channels``).
     - **Markov top channel share** (fraction): the largest channel share; ``note`` names it.
 
     Returns

@@ -18,6 +18,11 @@ Definitions (all timestamps UTC):
   in the window. Its **path** is its touches in ``[reference − lookback_days, reference]``
   (a touch at the conversion instant counts; a touch after it never does), ordered by
   ``ts`` then ``touch_id`` (CRM exports repeat timestamps).
+- A step's **channel label** is its channel's name, except that, by default, the sales touches
+  (``is_sales_touch``) of a *mixed* channel, one with both sales and marketing touches in the
+  window's journeys, are labelled ``"<channel> (sales)"`` (:data:`SALES_LABEL_SUFFIX`): every
+  label then belongs to one team, so any model's credit splits into marketing's and sales'
+  exactly, touch by touch (:func:`build_journeys`, ``split_mixed_channels``).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ Unit = Literal["person", "account"]
 
 CONVERSION_EVENTS: tuple[str, ...] = ("SQL", "Opportunity", "won")
 UNITS: tuple[str, ...] = ("person", "account")
+#: appended to the channel of a sales touch in a channel that also has marketing touches
+SALES_LABEL_SUFFIX = " (sales)"
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -196,6 +203,7 @@ def build_journeys(
     unit: Unit = "person",
     lookback_days: int = 90,
     channel_col: str = "channel",
+    split_mixed_channels: bool = True,
 ) -> ir.Table:
     """One row per touch of each journey in ``[start_at, end_at)`` (see the module docstring).
 
@@ -214,14 +222,33 @@ def build_journeys(
     channel_col : str
         The column that names a step of the path (``channel`` by default; ``campaign_id`` or
         ``touch_type`` give finer paths). Null names become ``"(none)"``.
+    split_mixed_channels : bool, default True
+        Label the sales touches of a mixed channel (one with both sales and marketing touches
+        among the journeys' touches) ``"<channel> (sales)"``, so that the models credit them
+        apart from the channel's marketing touches; a channel whose touches are all one
+        team's keeps its name. False: every touch keeps its channel's name.
 
     Returns
     -------
     ibis.Table
-        ``unit_id, touch_id, ts, channel, is_sales_touch, step`` (1-based, by ``ts`` then
-        ``touch_id``), ``n_steps, is_converted, converted_at`` (null for null journeys),
-        ``reference_at, days_before`` (reference − ts, in days, ≥ 0, resolution 1 ms),
-        ``value`` (0 for nulls).
+        ``unit_id, touch_id, ts, channel`` (the label), ``base_channel`` (the channel's own
+        name), ``is_sales_touch, step`` (1-based, by ``ts`` then ``touch_id``), ``n_steps,
+        is_converted, converted_at`` (null for null journeys), ``reference_at, days_before``
+        (reference − ts, in days, ≥ 0, resolution 1 ms), ``value`` (0 for nulls).
+
+    Notes
+    -----
+    Why split: aggregated paths (:func:`aggregate_paths`) keep one name per touch, so the
+    marketing vs sales split of a model's credit can only be a sum over names. Without the
+    split a rep's email in an ``email`` channel that marketing also uses is credited as
+    marketing's (or, by majority, all of ``email`` as sales'); with it every name belongs to
+    one team and the split is exact per touch under every model: rule-based models credit
+    the touch's own position, Markov and Shapley treat ``email (sales)`` as a channel of its
+    own. The price: a mixed channel becomes two channels, so the Markov chain has more
+    states (of order k, up to ``(n + m) ** k`` instead of ``n ** k`` for ``m`` mixed
+    channels among ``n``) and the Shapley game more players, and the channel tables show
+    both labels. Whether a channel is mixed is decided on the touches in the window's
+    journeys (converting and null, within their lookback), the same touches the models see.
     """
     _check_choice("unit", unit, UNITS)
     if lookback_days <= 0:
@@ -235,13 +262,25 @@ def build_journeys(
         unit_id=touches[unit_col].cast("string"),
         touch_id=_.touch_id.cast("string"),
         ts=_.ts,
-        channel=strip_text(touches[channel_col].cast("string")).fill_null("(none)"),
+        base_channel=strip_text(touches[channel_col].cast("string")).fill_null("(none)"),
         is_sales_touch=_.is_sales_touch,
     ).filter(_.unit_id.notnull())
     reference = _journey_references(steps, conversions, start=start, end=end)
     in_path = steps.join(reference, "unit_id").filter(
         (_.ts <= _.reference_at) & (_.ts >= _.reference_at - ibis.interval(days=lookback_days))
     )
+    if split_mixed_channels:
+        by_channel = ibis.window(group_by=_.base_channel)
+        # 0 when the channel has a marketing touch among the journeys' touches
+        all_sales = _.is_sales_touch.cast("int64").min().over(by_channel)
+        channel = ibis.ifelse(
+            _.is_sales_touch & (all_sales == 0),
+            _.base_channel + SALES_LABEL_SUFFIX,
+            _.base_channel,
+        )
+    else:
+        channel = _.base_channel
+    in_path = in_path.mutate(channel=channel)
     by_unit = ibis.window(group_by=_.unit_id, order_by=[_.ts, _.touch_id])  # touch_id breaks ties
     whole_unit = ibis.window(group_by=_.unit_id)
     return in_path.mutate(
@@ -255,6 +294,7 @@ def build_journeys(
         "touch_id",
         "ts",
         "channel",
+        "base_channel",
         "is_sales_touch",
         "step",
         "n_steps",
@@ -372,21 +412,25 @@ def summarise_channels(journeys: ir.Table) -> ir.Table:
     """Per channel of the journeys: touches, sales touches and whether it is a sales channel.
 
     Aggregated paths carry no per-touch team marker, so the marketing vs sales split of a
-    model's credit is made by channel; this derives which channels are sales' from the data
-    rather than from a list of names.
+    model's credit is a sum over channel labels; this derives which labels are sales' from
+    the data rather than from a list of names.
 
     Parameters
     ----------
     journeys : ibis.Table
-        From :func:`build_journeys` (``channel``, ``is_sales_touch``).
+        From :func:`build_journeys` (``channel``, ``is_sales_touch``; ``base_channel`` when
+        present).
 
     Returns
     -------
     ibis.Table
-        ``channel, n_touches, n_sales_touches, is_sales_channel``, ordered by channel.
-        ``is_sales_channel`` is true when more than half of the channel's touches in the
-        journeys are sales touches (a channel is normally all one or the other; the majority
-        decides the rare mixed one, e.g. a partner channel some reps log as their own).
+        ``channel, base_channel`` (the channel's own name; equal to ``channel`` when the
+        journeys have no ``base_channel``), ``n_touches, n_sales_touches,
+        is_sales_channel``, ordered by channel. ``is_sales_channel`` is true when more than
+        half of the label's touches are sales touches. With ``split_mixed_channels`` (the
+        default of :func:`build_journeys`) every label is all one team's, so this is exact;
+        without it the majority decides a mixed channel (e.g. a partner channel some reps
+        log as their own) and its minority touches go to the other team.
 
     Examples
     --------
@@ -395,8 +439,10 @@ def summarise_channels(journeys: ir.Table) -> ir.Table:
     >>> summarise_channels(t).execute()[["channel", "is_sales_channel"]].values.tolist()
     [['call', True], ['email', False]]
     """
+    if "base_channel" not in journeys.columns:
+        journeys = journeys.mutate(base_channel=_.channel)
     return (
-        journeys.group_by("channel")
+        journeys.group_by(["channel", "base_channel"])
         .aggregate(
             n_touches=_.count(),
             n_sales_touches=_.is_sales_touch.cast("int64").sum(),

@@ -208,6 +208,13 @@ class AttributionParams(_Strict):
     )
     time_decay_half_life_days: float = Field(7.0, gt=0)
     bootstrap_replicates: int = Field(200, ge=0, le=10_000)
+    split_mixed_channels: bool = Field(
+        True,
+        description=(
+            "credit the sales touches of a channel that also has marketing touches as a "
+            "channel of their own, '<channel> (sales)', so the sales split is exact per touch"
+        ),
+    )
 
 
 class AssetParams(_Strict):
