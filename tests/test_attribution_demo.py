@@ -199,8 +199,9 @@ def test_time_decay_weighs_touches_by_their_age_in_days() -> None:
     assert credit.to_dict() == pytest.approx({"email": 0.2, "webinar": 0.8}, abs=1e-12)
 
 
-def test_revenue_credit_of_linear_and_markov_shares_the_won_revenue() -> None:
-    data = tables(
+def two_won_journeys() -> dict:
+    """Paths email > webinar (won, 900), email (null) and webinar (won, 300), by person."""
+    return tables(
         [
             ("t1", "p1", "2026-07-02", "email", False),
             ("t2", "p1", "2026-07-04", "webinar", False),
@@ -211,6 +212,10 @@ def test_revenue_credit_of_linear_and_markov_shares_the_won_revenue() -> None:
         opps=[("o1", "a1", "2026-07-20", True, 900.0), ("o2", "a2", "2026-07-25", True, 300.0)],
         members=[("o1", "p1"), ("o2", "p3")],
     )
+
+
+def test_revenue_credit_of_linear_and_markov_shares_the_won_revenue() -> None:
+    data = two_won_journeys()
     result = run(data, models=("linear", "markov"))
     revenue = result.revenue_credit(models=("linear", "markov")).set_index("channel")
     # Reference, by hand. Paths: email > webinar converts (900), email null, webinar converts
@@ -232,17 +237,7 @@ def test_shapley_game_comes_from_the_params(game, credit, value) -> None:
     # (300). Rates: r(EW) = 1, r(E) = 0, r(W) = 1. Conversion-rate game: {E, W} splits its
     # conversion by phi_E = 0 + 1/2, phi_W = 1 + 1/2 (v = 2): 1/4 and 3/4 of 1 and of 900;
     # {W} keeps its own. Conversions game: w(EW) = 1 split in halves, w(W) = 1.
-    data = tables(
-        [
-            ("t1", "p1", "2026-07-02", "email", False),
-            ("t2", "p1", "2026-07-04", "webinar", False),
-            ("t3", "p2", "2026-07-03", "email", False),
-            ("t4", "p3", "2026-07-05", "webinar", False),
-        ],
-        [("p1", "2026-07-10"), ("p3", "2026-07-12")],
-        opps=[("o1", "a1", "2026-07-20", True, 900.0), ("o2", "a2", "2026-07-25", True, 300.0)],
-        members=[("o1", "p1"), ("o2", "p3")],
-    )
+    data = two_won_journeys()
     params = AttributionParams(**{**PERSON.model_dump(), "shapley_game": game})
     result = run(data, models=("shapley",), params=params, n_boot=0)
     assert result.results["shapley"].credit.to_dict() == pytest.approx(credit, rel=1e-12)
