@@ -199,7 +199,7 @@ def test_time_decay_weighs_touches_by_their_age_in_days() -> None:
     assert credit.to_dict() == pytest.approx({"email": 0.2, "webinar": 0.8}, abs=1e-12)
 
 
-def two_won_journeys() -> dict:
+def two_won_journeys() -> dict[str, ibis.Table]:
     """Paths email > webinar (won, 900), email (null) and webinar (won, 300), by person."""
     return tables(
         [
