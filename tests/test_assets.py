@@ -931,6 +931,94 @@ def test_results_report_quarter_over_quarter_change():
     assert np.isnan(usage.by_asset(Q2)["n_shares_change"]).all()
 
 
+def test_coverage_gaps_report_quarter_over_quarter_change():
+    catalogue = assets_table(
+        [
+            {"asset_id": "a1", "funnel_stage": "decision", "persona": "CFO"},
+            {"asset_id": "a2", "funnel_stage": "consideration", "persona": "CTO"},
+            {"asset_id": "a3", "funnel_stage": "consideration", "persona": "CTO"},
+            {"asset_id": "a4", "funnel_stage": "awareness", "persona": "CEO"},
+        ]
+    )
+    rows = [
+        event("e1", "a1", "2026-05-01", "share", user_id="u1"),  # Q2: decision, CFO
+        event("e2", "a2", "2026-07-01", "share", user_id="u1"),  # Q3: consideration, CTO
+        event("e3", "a4", "2026-07-02", "present", user_id="u1"),  # Q3: awareness, CEO
+    ]
+    people = ibis.memtable(pd.DataFrame({"person_id": ["p1"], "persona": ["CMO"]}))
+    result = assets.find_coverage_gaps(
+        catalogue, events_table(rows), quarters=[Q2, Q3], people=people
+    )
+    # Reference: hand count. Q2 gaps: awareness, consideration; CTO, CEO, CMO (no CMO asset).
+    # Q3 gaps: decision; CFO, CMO.
+    assert result.by_quarter().set_index("quarter").to_dict("index") == {
+        Q2: {"n_funnel_stages": 3, "n_funnel_stage_gaps": 2, "n_personas": 4, "n_persona_gaps": 3},
+        Q3: {"n_funnel_stages": 3, "n_funnel_stage_gaps": 1, "n_personas": 4, "n_persona_gaps": 2},
+    }
+    change = result.change().set_index(["metric", "quarter"])["change"]
+    assert change[("n_funnel_stage_gaps", Q3)] == -1.0
+    assert change[("n_persona_gaps", Q3)] == -1.0
+    assert change[("n_personas", Q3)] == 0.0
+    # Without the quarter before (2026Q1 not measured), the change is unknown, not zero.
+    assert np.isnan(change[("n_funnel_stage_gaps", Q2)])
+    per_value = result.change(by="value").set_index(["dimension", "name", "metric", "quarter"])
+    gap = per_value.xs((Q3, "is_gap"), level=("quarter", "metric"))["change"]
+    # Reference: hand count. +1 a new gap, -1 a gap closed, 0 unchanged.
+    assert gap.to_dict() == {
+        ("funnel_stage", "awareness"): -1.0,
+        ("funnel_stage", "consideration"): -1.0,
+        ("funnel_stage", "decision"): 1.0,
+        ("persona", "CEO"): -1.0,
+        ("persona", "CFO"): 1.0,
+        ("persona", "CMO"): 0.0,
+        ("persona", "CTO"): -1.0,
+    }
+    # Reference: hand count. Consideration has a2 and a3 in both quarters; a2 used in Q3 only.
+    row = per_value.loc[("funnel_stage", "consideration", "n_assets_used", Q3)]
+    assert (row["previous_value"], row["value"], row["change"]) == (0.0, 1.0, 1.0)
+    assert per_value.loc[("funnel_stage", "consideration", "n_assets", Q3), "change"] == 0.0
+    with pytest.raises(ValueError, match="by is None or 'value'"):
+        result.change(by="persona")
+
+
+def test_device_mix_reports_quarter_over_quarter_change():
+    def view(event_id: str, ts: str, share_id: str, device: str) -> dict:
+        return event(
+            event_id, "a1", ts, "external_view", person_id="p1", share_id=share_id, device=device
+        )
+
+    rows = [
+        event("s1", "a1", "2026-05-01 09:00", "share", user_id="u1", share_id="s1"),
+        view("v1", "2026-05-01 10:00", "s1", "desktop"),
+        view("v2", "2026-05-02 10:00", "s1", "desktop"),
+        view("v3", "2026-05-03 10:00", "s1", "mobile"),
+        event("s2", "a1", "2026-07-01 09:00", "share", user_id="u1", share_id="s2"),
+        view("v4", "2026-07-01 10:00", "s2", "desktop"),
+        view("v5", "2026-07-02 10:00", "s2", "tablet"),
+    ]
+    result = engagement_of(rows, quarters=[Q2, Q3, "2026Q4"])
+    change = result.device_mix_change().set_index(["device", "metric", "quarter"])
+    # Reference: hand count. Q2: desktop 2, mobile 1 of 3 views; Q3: desktop 1, tablet 1 of 2;
+    # Q4: no buyer view.
+    views = change.xs("n_views", level="metric")
+    assert views.loc[("mobile", Q3), ["previous_value", "value", "change"]].tolist() == [
+        1.0,
+        0.0,
+        -1.0,
+    ]
+    assert views.loc[("tablet", Q3), "change"] == 1.0  # absent in Q2: 0 views, not unknown
+    assert views.loc[("desktop", "2026Q4"), "change"] == -1.0
+    share = change.xs("share", level="metric")["change"]
+    # Reference: 1/2 - 2/3, 0 - 1/3, 1/2 - 0 (fraction points).
+    assert share[("desktop", Q3)] == pytest.approx(1 / 2 - 2 / 3, rel=1e-12)
+    assert share[("mobile", Q3)] == pytest.approx(-1 / 3, rel=1e-12)
+    assert share[("tablet", Q3)] == pytest.approx(1 / 2, rel=1e-12)
+    # No buyer view in Q4: no mix, so no share and no change; none measured before Q2.
+    assert np.isnan(share.xs("2026Q4", level="quarter")).all()
+    assert np.isnan(share.xs(Q2, level="quarter")).all()
+    assert engagement_of([], quarters=[Q2, Q3]).device_mix_change().empty
+
+
 # --------------------------------------------------------------------------------------------
 # missing tables
 

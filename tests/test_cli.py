@@ -41,6 +41,48 @@ def test_validate_with_quirks_warns_and_exits_0() -> None:
     assert "warning:" in result.stderr and "stage_out_of_order" in result.stderr
 
 
+@pytest.mark.parametrize(("case", "code"), [("good", 0), ("three_problems", 1), ("quirks", 0)])
+def test_validate_progress_leaves_stdout_and_exit_code_unchanged(
+    case: str, code: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    from alignment import cli
+
+    folder = CORPUS / case
+    quiet = runner.invoke(app, ["validate", str(folder)])
+    assert quiet.exit_code == code
+    assert "checked" not in quiet.stderr and "checking" not in quiet.stderr  # small, no tty
+
+    monkeypatch.setattr(cli, "LARGE_DATA_BYTES", 0)  # as if the data were large
+    large = runner.invoke(app, ["validate", str(folder)])
+    assert (large.exit_code, large.stdout) == (code, quiet.stdout)
+    steps = [line.split()[1] for line in large.stderr.splitlines() if line.startswith("checked")]
+    # one line per table file as it is checked, then the cross-table steps
+    assert sorted(steps[:-2]) == sorted(p.name for p in folder.iterdir())
+    assert steps[-2:] == ["references", "warnings"]
+    # the report lines on stderr (errors, warnings) are all still there, in the same order
+    report_lines = [line for line in large.stderr.splitlines() if not line.startswith("checked")]
+    assert report_lines == quiet.stderr.splitlines()
+
+    monkeypatch.setattr(cli, "stderr", Console(stderr=True, force_terminal=True, width=100))
+    live = runner.invoke(app, ["validate", str(folder)])
+    assert (live.exit_code, live.stdout) == (code, quiet.stdout)
+
+
+def test_validate_progress_names_the_tables_of_a_duckdb_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alignment import cli, store
+
+    database = store.load_into_duckdb(CORPUS / "good", tmp_path / "crm.duckdb", validate=False)
+    quiet = runner.invoke(app, ["validate", str(database)])
+    monkeypatch.setattr(cli, "LARGE_DATA_BYTES", 0)
+    large = runner.invoke(app, ["validate", str(database)])
+    assert (large.exit_code, large.stdout) == (0, quiet.stdout)
+    assert "checked crm.duckdb/touchpoints in" in large.stderr
+
+
 def test_missing_data_folder_is_one_line_and_exit_1() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "alignment.cli", "validate", "/no/such/folder"],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,6 +11,8 @@ import pytest
 import yaml
 
 from alignment.params import (
+    QUARTER_PATTERN,
+    STUDIES,
     ParamsError,
     Quarter,
     latest_complete_quarter,
@@ -169,3 +173,88 @@ def test_relative_study_paths_are_injected_absolute_against_the_project_root(
     )
     injected = load_study_params(path).notebook_parameters()
     assert injected == {"data_dir": str(project_root() / "data" / "demo"), "sla_hours": 8}
+
+
+# --------------------------------------------------------------------------------------------
+# the committed study params files: each names a notebook, and passes only its parameters
+
+PARAMS_DIR = project_root() / "params"
+STUDY_FILES = sorted(p for p in PARAMS_DIR.glob("*.yaml") if not QUARTER_PATTERN.match(p.stem))
+ANNOTATION_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,),
+    "int": (int,),
+    "float": (float, int),  # YAML 24 for a float parameter is fine
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+def notebook_parameters(notebook: Path) -> dict[str, str]:
+    """Names and annotations (``"int"``, ...) of the notebook's ``parameters`` cell, read with
+    ``ast`` (no kernel, no papermill import: the same names ``papermill.inspect_notebook``
+    reports for our cells, which are all ``name: type = default``)."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{notebook.name}: expected one cell tagged parameters"
+    found = {}
+    for node in ast.parse("".join(tagged[0]["source"])).body:
+        assert isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name), (
+            f"{notebook.name}: parameters cell line {node.lineno} is not `name: type = value`"
+        )
+        found[node.target.id] = ast.unparse(node.annotation)
+    return found
+
+
+def study_file_problems(path: Path) -> list[str]:
+    """What is wrong with a study params file beyond what :class:`StudyParams` checks: a
+    parameter the notebook does not declare, or of another type than its annotation."""
+    study = load_study_params(path)
+    notebook = project_root() / "notebooks" / f"{study.notebook}.ipynb"
+    if not notebook.is_file():
+        return [f"names {study.notebook}, which does not exist"]
+    declared = notebook_parameters(notebook)
+    problems = [
+        f"{key} is not a parameter of {notebook.name}"
+        for key in study.parameters
+        if key not in declared
+    ]
+    # `alignment run` sets output_dir itself (the study's build folder): a value here would be
+    # silently replaced; the file's `output` key is the way to choose the folder.
+    if "output_dir" in study.parameters:
+        problems.append("output_dir is set by `alignment run`; use the `output` key")
+    for key, value in study.parameters.items():
+        allowed = ANNOTATION_TYPES.get(declared.get(key, ""), (object,))
+        if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
+            problems.append(f"{key} = {value!r} is not of type {declared[key]}")
+    return problems
+
+
+def test_there_is_a_study_params_file_per_study() -> None:
+    assert {p.stem for p in STUDY_FILES} == set(STUDIES)
+
+
+@pytest.mark.parametrize("path", STUDY_FILES, ids=lambda p: p.name)
+def test_study_params_file_loads_and_passes_only_parameters_of_its_notebook(path: Path) -> None:
+    assert study_file_problems(path) == []
+    study = load_study_params(path)
+    if "quarter" in study.parameters:
+        Quarter.parse(study.parameters["quarter"])
+    if "params_file" in study.parameters:
+        load_report_params(study.notebook_parameters()["params_file"])
+
+
+@pytest.mark.parametrize(
+    ("parameters", "problem"),
+    [
+        ({"top_nn": 15}, "top_nn is not a parameter of asset_usage.ipynb"),
+        ({"top_n": "15"}, "top_n = '15' is not of type int"),
+        ({"top_n": True}, "top_n = True is not of type int"),
+        ({"output_dir": "reports"}, "output_dir is set by `alignment run`"),
+    ],
+)
+def test_study_params_check_catches_typos_and_wrong_types(
+    tmp_path: Path, parameters: dict, problem: str
+) -> None:
+    path = write_yaml(tmp_path, {"notebook": "asset_usage", "parameters": parameters})
+    assert any(p.startswith(problem) for p in study_file_problems(path))

@@ -1631,6 +1631,34 @@ class BuyerEngagementResult:
         )
         return _quarter_filter(out.sort_values(["quarter", "device"], ignore_index=True), quarter)
 
+    def device_mix_change(self) -> pd.DataFrame:
+        """Quarter-over-quarter change (:func:`compare_quarters`) of the device mix, per device.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``device, metric, quarter, value, previous_quarter, previous_value, change`` for
+            the metrics ``n_views`` (buyer views, count) and ``share`` (fraction of the
+            quarter's buyer views; its change is in fraction points, 0.05 is +5 points).
+
+        Notes
+        -----
+        Every device seen in any measured quarter is listed in every measured quarter: a
+        device with no view in a quarter has ``n_views`` 0 and ``share`` 0 there, so a device
+        that appears or disappears shows its whole change instead of NaN. A quarter with no
+        buyer view at all has ``share`` NaN (no mix to compare). The previous quarter is the
+        calendar quarter before; its values are NaN when it was not measured.
+        """
+        mix = self.device_mix()
+        grid = pd.MultiIndex.from_product(
+            [list(self.quarters), sorted(set(mix["device"]))], names=["quarter", "device"]
+        )
+        out = mix.set_index(["quarter", "device"]).reindex(grid).reset_index()
+        out["n_views"] = out["n_views"].fillna(0).astype("int64")
+        totals = out.groupby("quarter")["n_views"].transform("sum")
+        out["share"] = _safe_ratio(out["n_views"], totals)
+        return compare_quarters(out, metrics=["n_views", "share"], keys=["device"])
+
     def opened_shares(self, quarter: QuarterLike | None = None) -> pd.DataFrame:
         """The opened shares (one row each) with ``minutes_viewed``: the distributions the
         engagement figure draws."""
@@ -1954,6 +1982,49 @@ class CoverageGapsResult:
     def summary(self, quarter: QuarterLike | None = None) -> pd.DataFrame:
         """:meth:`gaps`."""
         return self.gaps(quarter)
+
+    def by_quarter(self) -> pd.DataFrame:
+        """One row per quarter: ``quarter, n_funnel_stages, n_funnel_stage_gaps, n_personas,
+        n_persona_gaps`` (stages and personas listed in :attr:`coverage`, and those of them
+        with no asset used in the quarter)."""
+        coverage = self.coverage
+        out = pd.DataFrame({"quarter": list(self.quarters)})
+        for dimension in ("funnel_stage", "persona"):
+            rows = coverage.loc[coverage["dimension"] == dimension].groupby("quarter")["is_gap"]
+            out[f"n_{dimension}s"] = out["quarter"].map(rows.size()).fillna(0).astype("int64")
+            gaps = out["quarter"].map(rows.sum()).fillna(0)
+            out[f"n_{dimension}_gaps"] = gaps.astype("int64")
+        return out
+
+    def change(self, by: str | None = None) -> pd.DataFrame:
+        """Quarter-over-quarter change (:func:`compare_quarters`) of the coverage gaps.
+
+        Parameters
+        ----------
+        by : {None, "value"}
+            None: the gap counts of :meth:`by_quarter` (``n_funnel_stage_gaps``,
+            ``n_persona_gaps``, and the stages and personas counted). ``"value"``: per
+            funnel stage and persona, the metrics ``n_assets``, ``n_assets_used`` and
+            ``is_gap`` as 0/1, so a change of +1 is a new gap and -1 a gap closed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``metric, quarter, value, previous_quarter, previous_value, change``, after
+            ``dimension, name`` (the stage or persona; :attr:`coverage` calls it ``value``)
+            with ``by="value"``. Counts change in counts.
+        """
+        if by is None:
+            metrics = ["n_funnel_stage_gaps", "n_persona_gaps", "n_funnel_stages", "n_personas"]
+            return compare_quarters(self.by_quarter(), metrics=metrics)
+        if by != "value":
+            raise ValueError(f"change(by={by!r}): by is None or 'value'")
+        per_value = self.coverage.rename(columns={"value": "name"}).astype({"is_gap": "int64"})
+        return compare_quarters(
+            per_value,
+            metrics=["n_assets", "n_assets_used", "is_gap"],
+            keys=["dimension", "name"],
+        )
 
 
 def find_coverage_gaps(

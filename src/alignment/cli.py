@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import sys
+import time
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -169,6 +170,62 @@ def demo(
     stderr.print(f"wrote {summary.out_dir} in {summary.seconds:.1f} s: {rows}", soft_wrap=True)
 
 
+LARGE_DATA_BYTES = 64 * 2**20
+"""Data this big (64 MiB of table files) take long enough to check that ``validate`` shows
+progress even when stderr is not a terminal (a log file, CI)."""
+
+
+def _data_bytes(data: Path) -> int:
+    """Size of a data file, or of the files directly inside a data folder, in bytes."""
+    try:
+        if data.is_file():
+            return data.stat().st_size
+        return sum(p.stat().st_size for p in data.iterdir() if p.is_file())
+    except OSError:
+        return 0
+
+
+@contextlib.contextmanager
+def _validation_progress(data: Path) -> Iterator[Any]:
+    """The ``progress(step, state)`` callback of ``validate``, or None when it stays quiet.
+
+    On a terminal: a rich spinner per table with its elapsed time. Not on a terminal, for data
+    of at least :data:`LARGE_DATA_BYTES`: one line per finished step, so a log shows how far a
+    long check got. Small data off a terminal: nothing (scripts see only the report).
+    """
+    if stderr.is_terminal:
+        from rich.markup import escape
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=stderr, transient=True,
+        ) as bar:  # fmt: skip
+            tasks: dict[str, Any] = {}
+
+            def live(step: str, state: str) -> None:
+                if step not in tasks:
+                    tasks[step] = bar.add_task(f"checking {escape(step)} …", total=1)
+                if state == "done":
+                    done = f"{escape(step)} [green]done[/]"
+                    bar.update(tasks[step], description=done, completed=1)
+
+            yield live
+    elif _data_bytes(data) >= LARGE_DATA_BYTES:
+        started: dict[str, float] = {}
+
+        def lines(step: str, state: str) -> None:
+            if state == "start":
+                started[step] = time.perf_counter()
+                return
+            seconds = time.perf_counter() - started.pop(step, time.perf_counter())
+            stderr.print(f"checked {step} in {seconds:.1f} s", markup=False, soft_wrap=True)
+
+        yield lines
+    else:
+        yield None
+
+
 @app.command()
 def validate(
     data: Annotated[
@@ -181,7 +238,8 @@ def validate(
     with user_errors():
         if not data.exists():
             raise UserError(f"no such file or folder: {data}")
-        report = schema.validate_folder(data)
+        with _validation_progress(data) as progress:
+            report = schema.validate_folder(data, progress=progress)
     for warning in report.warnings:
         stderr.print(f"warning: {warning}", soft_wrap=True, markup=False)
     if not report.ok:

@@ -36,6 +36,7 @@ Examples
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import hashlib
@@ -43,7 +44,7 @@ import html
 import io
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -2258,6 +2259,20 @@ def _load(
     return item
 
 
+Progress = Callable[[str, str], None]
+"""``progress(step, state)`` of :func:`validate_folder`: state is "start" or "done"."""
+
+
+@contextlib.contextmanager
+def _step(progress: Progress | None, step: str) -> Iterator[None]:
+    """Report ``step`` as started, then done when the block finishes without an exception."""
+    if progress is not None:
+        progress(step, "start")
+    yield
+    if progress is not None:
+        progress(step, "done")
+
+
 def _sorted_errors(
     errors: Iterable[DataError], table_of_file: Mapping[str, str]
 ) -> list[DataError]:
@@ -2276,6 +2291,7 @@ def validate_folder(
     *,
     now: datetime | None = None,
     big_rows: int = BIG_TABLE_ROWS,
+    progress: Progress | None = None,
 ) -> ValidationReport:
     """Check a folder of table files against the data contract; report every problem.
 
@@ -2291,6 +2307,11 @@ def validate_folder(
     big_rows : int, default BIG_TABLE_ROWS (2 000 000)
         Tables with more rows (Parquet: exact; CSV: estimated from the file size) are
         checked with SQL in DuckDB instead of pandera; the rules and messages are the same.
+    progress : callable, optional
+        Called as ``progress(step, state)``, state ``"start"`` then ``"done"``, around each
+        table's checks (step: the file name, e.g. ``touchpoints.csv``, or
+        ``<database file>/<table>``), then around the cross-table steps ``references`` and
+        ``warnings``. It only observes: the report is the same with or without it.
 
     Returns
     -------
@@ -2329,7 +2350,7 @@ def validate_folder(
     (True, 'accounts.csv: 3 rows, 6 columns')
     """
     if Path(path).is_file() and Path(path).suffix in DATABASE_SUFFIXES:
-        return _validate_database(Path(path), now)
+        return _validate_database(Path(path), now, progress)
     folder = _folder(path)
     files, errors = _discover(folder)
     for table in REQUIRED_TABLES:
@@ -2340,8 +2361,11 @@ def validate_folder(
             errors.append(DataError(table, None, (), "required_table", detail=detail))
     con = connect_duckdb()
     try:
-        loaded = {t: _load(con, t, files[t], now, big_rows) for t in TABLES if t in files}
-        return _finish_report(con, loaded, errors, now)
+        loaded = {}
+        for table in (t for t in TABLES if t in files):
+            with _step(progress, files[table].name):
+                loaded[table] = _load(con, table, files[table], now, big_rows)
+        return _finish_report(con, loaded, errors, now, progress)
     finally:
         con.close()
 
@@ -2351,12 +2375,15 @@ def _finish_report(
     loaded: Mapping[str, _Loaded],
     errors: list[DataError],
     now: datetime | None,
+    progress: Progress | None = None,
 ) -> ValidationReport:
     """Add the per-table errors, references and warnings; order everything for the user."""
     for item in loaded.values():
         errors += item.errors
-    errors += _check_references(con, loaded, now)
-    warnings = _collect_warnings(con, loaded)
+    with _step(progress, "references"):
+        errors += _check_references(con, loaded, now)
+    with _step(progress, "warnings"):
+        warnings = _collect_warnings(con, loaded)
     tables = {
         t: TableSummary(item.file, item.rows, item.columns, item.engine)
         for t, item in loaded.items()
@@ -2367,7 +2394,9 @@ def _finish_report(
     return ValidationReport(tuple(ordered), tuple(warnings), tables, missing)
 
 
-def _validate_database(path: Path, now: datetime | None) -> ValidationReport:
+def _validate_database(
+    path: Path, now: datetime | None, progress: Progress | None = None
+) -> ValidationReport:
     """Check the contract tables of a DuckDB database file (all rules run as SQL).
 
     Errors name the table as ``<database file>/<table>``; row N is the table's N-th row in
@@ -2399,15 +2428,17 @@ def _validate_database(path: Path, now: datetime | None) -> ValidationReport:
         for table in (t for t in TABLES if t in present):
             row = "rowid + 1" if present[table] == "BASE TABLE" else "row_number() OVER ()"
             raw = _q(f"_raw_{table}")
-            con.execute(f"CREATE VIEW {raw} AS SELECT *, {row} AS _row FROM src.main.{_q(table)}")
-            item = _check_raw_sql(
-                con, table, f"{path.name}/{table}", raw, _describe(con, raw), now
-            )
+            file = f"{path.name}/{table}"
+            with _step(progress, file):
+                con.execute(
+                    f"CREATE VIEW {raw} AS SELECT *, {row} AS _row FROM src.main.{_q(table)}"
+                )
+                item = _check_raw_sql(con, table, file, raw, _describe(con, raw), now)
             if item.rows == 0 and table in REQUIRED_TABLES:
                 detail = f"no rows; {table} is a required table"
                 item.errors.insert(0, DataError(item.file, None, (), "has_rows", detail=detail))
             loaded[table] = item
-        return _finish_report(con, loaded, errors, now)
+        return _finish_report(con, loaded, errors, now, progress)
     except duckdb.Error as exc:
         first_line = (str(exc).strip().splitlines() or ["unreadable"])[0]
         error = DataError(path.name, None, (), "readable_database", detail=first_line[:200])
