@@ -16,7 +16,8 @@ DESIGN.md):
 - :func:`describe_lift`: one plain-language sentence for the report;
 - :func:`build_experiment_units`, :func:`build_rollout_panel`, :func:`list_experiments`: the
   per-unit and region x period frames, from the contract tables (Ibis expressions that
-  execute nothing);
+  execute nothing); for accounts, reps and regions the unit frame holds the people of each
+  randomised cluster (:func:`analysis_level`);
 - :func:`analyse_experiment`, :func:`analyse_rollout`, :func:`compute_lift_kpis`: a whole
   experiment (design, SRM, lift per arm, segments, power) and a roll-out (DiD, event study)
   as the report shows them.
@@ -64,6 +65,7 @@ __all__ = [
     "analyse_experiment",
     "analyse_experiments",
     "analyse_rollout",
+    "analysis_level",
     "build_data_end",
     "build_experiment_units",
     "build_outcome_events",
@@ -2285,8 +2287,19 @@ STAGE_OUTCOMES: tuple[str, ...] = FUNNEL_STAGES[1:]
 """Outcomes that are a funnel stage reached (the stage or a later one)."""
 EVENT_OUTCOMES: tuple[str, ...] = ("opportunity_created", "won", "meeting")
 """Outcomes read from ``opportunities`` (created, won) or ``touchpoints`` (a meeting)."""
-EXPERIMENT_UNIT_TYPES: tuple[str, ...] = ("person", "account")
-"""Unit types :func:`build_experiment_units` can measure outcomes for."""
+EXPERIMENT_UNIT_TYPES: tuple[str, ...] = ("person", "account", "user", "region")
+"""Randomised unit types :func:`build_experiment_units` can build (every contract unit type)."""
+ACCOUNT_OUTCOMES: tuple[str, ...] = ("opportunity_created", "won")
+"""Outcomes that happen to an account (its opportunities), not to a person."""
+ANALYSIS_LEVELS: dict[str, tuple[str, ...]] = {
+    "person": ("person",),
+    "account": ("person", "account"),
+    "user": ("person",),
+    "region": ("person",),
+}
+"""Per randomised unit type, the row levels an experiment can be analysed at (see
+:func:`analysis_level`)."""
+_EVENT_UNIT_TYPES: tuple[str, ...] = ("person", "account")
 ROLLOUT_PERIODS: tuple[str, ...] = ("month", "week")
 NONE_LABEL = "(none)"
 UNKNOWN_LABEL = "(unknown)"
@@ -2333,6 +2346,68 @@ def describe_outcome(outcome: str, window_days: int) -> str:
     else:
         what = f"{outcome.removeprefix('touch:')} touch"
     return f"{what} within {int(window_days)} days of assignment"
+
+
+def analysis_level(unit_type: str, outcome: str, level: str | None = None) -> str:
+    """The row level an experiment is analysed at: ``"person"`` or ``"account"``.
+
+    Parameters
+    ----------
+    unit_type : {"person", "account", "user", "region"}
+        The randomised unit (``assignments.unit_type``).
+    outcome : str
+        See :func:`check_outcome`.
+    level : {"person", "account"}, optional
+        Asked-for level; checked against ``unit_type`` (:data:`ANALYSIS_LEVELS`).
+
+    Returns
+    -------
+    str
+        ``level`` when given, else the default: ``"account"`` for an account-randomised
+        experiment whose outcome happens to accounts (``opportunity_created``, ``won``),
+        ``"person"`` otherwise.
+
+    Notes
+    -----
+    When whole clusters (accounts, reps, regions) are randomised and the outcome happens to
+    people, the textbook analysis keeps one row per person and clusters the standard errors
+    by the randomised unit [1]_ [2]_: the estimate weights people equally, and the
+    cluster-robust covariance accounts for the correlation of people in one cluster. The
+    people of a cluster are: for an account, its people; for a region, the people of its
+    accounts; for a rep (``user``), the people the rep owned (``stage_events.owner_user_id``)
+    or touched (``touchpoints.user_id``) after the rep's assignment, each person going to
+    the first assigned rep to work them. An outcome that happens to accounts is analysed with
+    one row per account (people of one account would share the same outcome). Analysing
+    cluster means (one row per cluster, equal weights) is the alternative Athey and Imbens
+    discuss [2]_; it is not offered here for reps and regions, whose clusters differ in size
+    by an order of magnitude.
+
+    References
+    ----------
+    .. [1] Donner, A. and Klar, N. (2000). *Design and Analysis of Cluster Randomization Trials
+       in Health Research*. London: Arnold.
+    .. [2] Athey, S. and Imbens, G. W. (2017). The econometrics of randomized experiments. In
+       *Handbook of Economic Field Experiments* 1, 73-140 (section 8, cluster randomisation).
+
+    Examples
+    --------
+    >>> analysis_level("account", "opportunity_created"), analysis_level("user", "SQL")
+    ('account', 'person')
+    """
+    if unit_type not in EXPERIMENT_UNIT_TYPES:
+        raise ValueError(
+            f"unit_type must be one of {', '.join(EXPERIMENT_UNIT_TYPES)}; got {unit_type!r}"
+        )
+    allowed = ANALYSIS_LEVELS[unit_type]
+    if level is None:
+        outcome = check_outcome(outcome)
+        return "account" if unit_type == "account" and outcome in ACCOUNT_OUTCOMES else "person"
+    if level not in allowed:
+        raise ValueError(
+            f"level of a {unit_type}-randomised experiment must be one of {', '.join(allowed)}; "
+            f"got {level!r}"
+        )
+    return level
 
 
 def _left_join_on(left: ir.Table, right: ir.Table, key: str) -> ir.Table:
@@ -2411,11 +2486,11 @@ def build_outcome_events(
     from ibis import _
 
     outcome = check_outcome(outcome)
-    if unit_type not in EXPERIMENT_UNIT_TYPES:
+    if unit_type not in _EVENT_UNIT_TYPES:
         raise ValueError(
-            f"unit_type must be one of {', '.join(EXPERIMENT_UNIT_TYPES)}; got {unit_type!r}"
+            f"unit_type must be one of {', '.join(_EVENT_UNIT_TYPES)}; got {unit_type!r}"
         )
-    if outcome in ("opportunity_created", "won"):
+    if outcome in ACCOUNT_OUTCOMES:
         column = "created_at" if outcome == "opportunity_created" else "closed_at"
         opps = opportunities
         if outcome == "won":
@@ -2562,6 +2637,97 @@ def _pre_period_touches(
     )
 
 
+def _entry_after(created: ir.TimestampValue | None, assigned: ir.TimestampValue):
+    """The later of a person's creation and the cluster's assignment (assignment if unknown)."""
+    import ibis
+
+    if created is None:
+        return assigned
+    return ibis.ifelse(created.notnull() & (created > assigned), created, assigned)
+
+
+def _rep_work(stage_events: ir.Table, touchpoints: ir.Table | None) -> ir.Table:
+    """``unit_id, user_id, at``: a person owned (stage event) or touched by a user."""
+    import ibis
+    from ibis import _
+
+    parts = []
+    if "owner_user_id" in stage_events.columns:
+        parts.append(
+            stage_events.filter(_.owner_user_id.notnull(), _.entered_at.notnull()).select(
+                unit_id=_.person_id.cast("string"),
+                user_id=_.owner_user_id.cast("string"),
+                at=_.entered_at,
+            )
+        )
+    if touchpoints is not None and "user_id" in touchpoints.columns:
+        at_type = stage_events.entered_at.type()
+        parts.append(
+            touchpoints.filter(_.user_id.notnull(), _.ts.notnull()).select(
+                unit_id=_.person_id.cast("string"),
+                user_id=_.user_id.cast("string"),
+                at=_.ts.cast(at_type),
+            )
+        )
+    if not parts:
+        raise ValueError(
+            "user (rep) experiments need stage_events.owner_user_id or touchpoints.user_id to "
+            "know whose leads a rep worked"
+        )
+    return parts[0] if len(parts) == 1 else ibis.union(*parts)
+
+
+def _cluster_members(
+    clusters: ir.Table,
+    unit_type: str,
+    *,
+    people: ir.Table,
+    accounts: ir.Table,
+    stage_events: ir.Table,
+    touchpoints: ir.Table | None,
+) -> ir.Table:
+    """People of each randomised cluster, one row per person.
+
+    ``clusters``: ``experiment_id, unit_type, cluster_id, arm, cluster_assigned_at``.
+    Returns those columns plus ``unit_id`` (the person) and ``assigned_at``, the start of the
+    person's outcome window: for accounts and regions the later of the cluster's assignment
+    and the person's ``created_at`` (the assignment when ``people`` has no ``created_at``);
+    for reps the first time an assigned rep worked the person at or after that rep's
+    assignment (ties: the smallest user id).
+    """
+    from ibis import _
+
+    keep = ["experiment_id", "unit_type", "cluster_id", "arm", "cluster_assigned_at"]
+    if unit_type == "user":
+        work = _rep_work(stage_events, touchpoints)
+        joined = work.join(clusters, work.user_id == clusters.cluster_id).filter(
+            _.at >= _.cluster_assigned_at
+        )
+        first = joined.group_by("unit_id").aggregate(entry=_.at.min())
+        tied = joined.join(
+            first, [joined.unit_id == first.unit_id, joined.at == first.entry]
+        ).select(unit_id=joined.unit_id, cluster_id=joined.cluster_id, entry=first.entry)
+        chosen = tied.group_by(["unit_id", "entry"]).aggregate(cluster_id=_.cluster_id.min())
+        members = chosen.join(clusters, "cluster_id")
+        return members.select(*keep, "unit_id", assigned_at=_.entry)
+    has_created = "created_at" in people.columns
+    persons = people.select(
+        unit_id=_.person_id.cast("string"),
+        account_id=_.account_id.cast("string"),
+        **({"created_at": people.created_at} if has_created else {}),
+    )
+    if unit_type == "account":
+        keyed = persons.mutate(key=_.account_id)
+    else:  # region: the region of the person's account
+        regions = accounts.select(
+            account_id=_.account_id.cast("string"), key=_.region.cast("string")
+        )
+        keyed = persons.join(regions, "account_id")
+    members = keyed.join(clusters, keyed.key == clusters.cluster_id)
+    entry = _entry_after(members.created_at if has_created else None, members.cluster_assigned_at)
+    return members.select(*keep, "unit_id", assigned_at=entry)
+
+
 def build_experiment_units(
     assignments: ir.Table,
     stage_events: ir.Table,
@@ -2576,8 +2742,14 @@ def build_experiment_units(
     touchpoints: ir.Table | None = None,
     covariate_days: int = 90,
     as_of: datetime | None = None,
+    level: str | None = None,
 ) -> ir.Table:
     """One row per unit of an experiment: arm, 0/1 outcome, breakdowns, covariate, censoring.
+
+    For a cluster-randomised experiment (accounts, reps, regions) the rows are, by default,
+    the people of the randomised clusters, each with its cluster (``cluster_id``), so that
+    the lift can be estimated over people with errors clustered by the randomised unit
+    (:func:`analysis_level`).
 
     Parameters
     ----------
@@ -2591,8 +2763,9 @@ def build_experiment_units(
         ``"SQL"``; ``"opportunity_created"``; ``"won"``; ``"meeting"``; ``"touch:<type>"``.
     window_days : int
         Days (of 24 h) after ``assigned_at`` in which the outcome counts.
-    unit_type : {"person", "account"}, default "person"
-        The experiment's unit (rows of ``assignments`` of another unit type are left out).
+    unit_type : {"person", "account", "user", "region"}, default "person"
+        The experiment's randomised unit (rows of ``assignments`` of another unit type are
+        left out).
     touchpoints : ibis.Table, optional
         Needed for the pre-period covariate and for touch outcomes; without it
         ``n_touches_pre`` is null.
@@ -2600,12 +2773,19 @@ def build_experiment_units(
         Length of the pre-period of the covariate, in days; 0 leaves ``n_touches_pre`` null.
     as_of : datetime, optional
         The data's cut-off (UTC); default its last event (:func:`build_data_end`).
+    level : {"person", "account"}, optional
+        Row level; default :func:`analysis_level` (people, except account experiments with
+        an account outcome). ``"account"`` is allowed for account experiments only.
 
     Returns
     -------
     ibis.Table
-        ``experiment_id, unit_type, unit_id, arm, assigned_at, window_ends_at`` (assigned_at
-        + window), ``converted_at`` (first outcome event in the window, null if none),
+        ``experiment_id, unit_type`` (the randomised unit), ``level`` (what a row is:
+        ``person`` or ``account``), ``unit_id`` (the row's person or account),
+        ``cluster_id`` (the randomised unit the row belongs to; ``unit_id`` itself when
+        rows are randomised units), ``arm, assigned_at`` (start of the row's outcome window,
+        see Notes), ``window_ends_at`` (assigned_at + window), ``converted_at`` (first
+        outcome event in the window, null if none),
         ``outcome`` (int 0/1), ``is_censored`` (window still open at ``as_of``),
         ``account_id, segment, region, persona`` (``(unknown)`` where missing; ``(none)`` for
         account units' persona), ``n_touches_pre`` (int: the unit's touches in the
@@ -2620,34 +2800,52 @@ def build_experiment_units(
     :func:`analyse_experiment` does, and counts) leaves the comparison unbiased; keeping
     their "not yet" would bias rates down. The pre-period touches are measured before
     assignment, so the treatment cannot affect them: a valid CUPED covariate.
+
+    Person rows of cluster-randomised experiments (who belongs to which cluster is in
+    :func:`analysis_level`): a person's window starts at the later of the cluster's
+    assignment and the person's ``people.created_at`` (accounts, regions), or at the first
+    time an assigned rep owned or touched the person at or after that rep's assignment
+    (reps: so choose an outcome that follows the first contact, such as SQL or a meeting).
+    A randomised unit with no people (a rep who worked no lead) has no rows.
     """
     import ibis
     from ibis import _
 
     outcome = check_outcome(outcome)
-    if unit_type not in EXPERIMENT_UNIT_TYPES:
-        raise ValueError(
-            f"unit_type must be one of {', '.join(EXPERIMENT_UNIT_TYPES)}; got {unit_type!r} "
-            "(for user or region units build the unit frame yourself)"
-        )
+    level = analysis_level(unit_type, outcome, level)
     if int(window_days) <= 0:
         raise ValueError(f"window_days must be a positive number of days; got {window_days!r}")
     if int(covariate_days) < 0:
         raise ValueError(f"covariate_days must be 0 or more; got {covariate_days!r}")
     window = ibis.interval(days=int(window_days))
-    units = assignments.filter(
+    assigned = assignments.filter(
         _.experiment_id.cast("string") == str(experiment_id),
         _.unit_type.cast("string") == unit_type,
-    ).select(
-        experiment_id=_.experiment_id.cast("string"),
-        unit_type=_.unit_type.cast("string"),
-        unit_id=_.unit_id.cast("string"),
-        arm=_.arm.cast("string"),
-        assigned_at=_.assigned_at,
     )
+    if level == unit_type:  # rows are the randomised units
+        units = assigned.select(
+            experiment_id=_.experiment_id.cast("string"),
+            unit_type=_.unit_type.cast("string"),
+            cluster_id=_.unit_id.cast("string"),
+            arm=_.arm.cast("string"),
+            unit_id=_.unit_id.cast("string"),
+            assigned_at=_.assigned_at,
+        )
+    else:  # rows are the people of the randomised clusters
+        clusters = assigned.select(
+            experiment_id=_.experiment_id.cast("string"),
+            unit_type=_.unit_type.cast("string"),
+            cluster_id=_.unit_id.cast("string"),
+            arm=_.arm.cast("string"),
+            cluster_assigned_at=_.assigned_at,
+        )
+        units = _cluster_members(
+            clusters, unit_type, people=people, accounts=accounts,
+            stage_events=stage_events, touchpoints=touchpoints,
+        ).drop("cluster_assigned_at")  # fmt: skip
     events = build_outcome_events(
         outcome,
-        unit_type=unit_type,
+        unit_type=level,
         stage_events=stage_events,
         opportunities=opportunities,
         people=people,
@@ -2659,10 +2857,10 @@ def build_experiment_units(
         .group_by("unit_id")
         .aggregate(converted_at=_.event_at.min())
     )
-    table = _left_join_on(units, _unit_attributes(unit_type, people, accounts), "unit_id")
+    table = _left_join_on(units, _unit_attributes(level, people, accounts), "unit_id")
     table = _left_join_on(table, converted, "unit_id")
     if touchpoints is not None and int(covariate_days) > 0:
-        pre = _pre_period_touches(units, touchpoints, people, unit_type, int(covariate_days))
+        pre = _pre_period_touches(units, touchpoints, people, level, int(covariate_days))
         table = _left_join_on(table, pre, "unit_id").mutate(
             n_touches_pre=_.n_touches_pre.fill_null(0).cast("int64")
         )
@@ -2676,6 +2874,7 @@ def build_experiment_units(
         "experiment_id",
         "unit_type",
         "unit_id",
+        "cluster_id",
         "arm",
         "assigned_at",
         window_ends_at=_.assigned_at + window,
@@ -2688,7 +2887,8 @@ def build_experiment_units(
         persona=_.persona.fill_null(UNKNOWN_LABEL),
         n_touches_pre=_.n_touches_pre,
         as_of=_.as_of,
-    ).order_by(["arm", "unit_id"])
+        level=ibis.literal(level),
+    ).order_by(["arm", "cluster_id", "unit_id"])
 
 
 def _period_index(ts: ir.TimestampValue, period: str) -> ir.IntegerValue:
@@ -2899,17 +3099,23 @@ class ExperimentSpec:
     """How one experiment is read: its unit, outcome, window, control arm and planned split."""
 
     experiment_id: str  # as in assignments.experiment_id
-    unit_type: str = "person"  # "person" or "account" (assignments.unit_type)
+    unit_type: str = "person"  # randomised unit: person, account, user or region
     outcome: str = "SQL"  # see check_outcome
     window_days: int = 90  # days after assigned_at in which the outcome counts
     control_arm: str = "control"  # arm label of the control
     planned_split: Mapping[str, float] | None = None  # arm -> planned share; None: equal shares
     source: str = "default"  # where the settings came from: "params", "demo truth", "default"
+    level: str | None = None  # rows analysed: "person" or "account"; None: analysis_level's
 
     @property
     def outcome_text(self) -> str:
         """The outcome in words (:func:`describe_outcome`)."""
         return describe_outcome(self.outcome, self.window_days)
+
+    @property
+    def analysis_level(self) -> str:
+        """The row level analysed (:func:`analysis_level`): ``level`` or the default."""
+        return analysis_level(self.unit_type, self.outcome, self.level)
 
 
 _UNIT_PLURALS = {"person": "people", "account": "accounts", "user": "users", "region": "regions"}
@@ -2920,6 +3126,7 @@ SPEC_KEYS: tuple[str, ...] = (
     "window_days",
     "control_arm",
     "planned_split",
+    "level",
 )
 """Settings an experiment may be given in the study params (``experiments: {id: {...}}``)."""
 
@@ -3033,20 +3240,22 @@ def resolve_experiment_specs(
         Executed :func:`list_experiments` (``experiment_id, unit_type``).
     settings : mapping, optional
         Per experiment id, any of ``unit_type, outcome, window_days, control_arm,
-        planned_split`` (from the study params). When not empty, only these experiments are
-        reported.
+        planned_split, level`` (from the study params; ``level`` as
+        :func:`analysis_level`). When not empty, only these experiments are reported.
     selected : sequence of str, default ()
         Experiment ids to report (the report params' ``lift.experiments``); empty: all.
     truth : mapping, optional
         The demo's ``ground_truth.json`` (:func:`read_demo_truth`): settings it planted fill
         what ``settings`` leaves out.
     person_outcome, account_outcome, window_days
-        Defaults for anything still unset.
+        Defaults for anything still unset (``account_outcome`` for account experiments,
+        ``person_outcome`` for person, rep and region experiments).
 
     Returns
     -------
     list of ExperimentSpec
-        In ``experiment_id`` order; ``source`` says where the settings came from.
+        In ``experiment_id`` order; ``source`` says where the settings came from; ``level``
+        is always set (:func:`analysis_level`).
 
     Raises
     ------
@@ -3067,7 +3276,7 @@ def resolve_experiment_specs(
         unit_type = found[experiment_id]
         merged: dict[str, Any] = {
             "unit_type": unit_type,
-            "outcome": person_outcome if unit_type == "person" else account_outcome,
+            "outcome": account_outcome if unit_type == "account" else person_outcome,
             "window_days": int(window_days),
             "source": "default",
         }
@@ -3081,6 +3290,7 @@ def resolve_experiment_specs(
                 f"but assignments hold {unit_type!r}"
             )
         merged["outcome"] = check_outcome(merged["outcome"])
+        merged["level"] = analysis_level(unit_type, merged["outcome"], merged.get("level"))
         specs.append(ExperimentSpec(experiment_id=experiment_id, **merged))
     return specs
 
@@ -3100,14 +3310,17 @@ class ExperimentResult:
     arms: LiftTableResult  # each treatment arm against the control
     segments: pd.DataFrame  # segment lifts, see segment_summary()
     power: Mapping[str, PowerResult]  # per treatment arm: what the study could detect
-    n_assigned: int  # units assigned (by as_of)
-    n_censored: int  # units whose window was still open, left out of the analysis
-    n_by_arm: pd.DataFrame  # per arm: n_assigned, n_censored, n_analysed
+    n_assigned: int  # rows assigned (by as_of): people, or the randomised units themselves
+    n_censored: int  # rows whose window was still open, left out of the analysis
+    n_by_arm: pd.DataFrame  # per arm: n_clusters (randomised units), n_assigned, n_censored,
+    # n_analysed (rows)
     method: str  # "wald", "cuped" or "ols-cluster"
     covariate: str | None  # covariate used for CUPED, None when not used
     assigned_from: pd.Timestamp | None  # first assignment
     assigned_to: pd.Timestamp | None  # last assignment
     alpha: float = 0.05  # level of intervals and verdicts
+    level: str = "person"  # what an analysed row is: "person" or "account"
+    cluster_col: str | None = None  # column the errors were clustered by; None: not clustered
 
     @property
     def experiment_id(self) -> str:
@@ -3122,13 +3335,33 @@ class ExperimentResult:
         """Intervals of each arm's quantities (arm, quantity rows), columns ``low``, ``high``."""
         return self.arms.conf_int(alpha)
 
+    @property
+    def analysis(self) -> str:
+        """How the experiment was analysed, in words: the rows, then the errors.
+
+        ``"people, Wald"`` or ``"people, CUPED"`` (individually randomised);
+        ``"people, clustered by user"`` (people of randomised reps, CR1 errors by rep);
+        ``"accounts, robust (HC1)"`` (one row per randomised account: CR1 with clusters of
+        one row is HC1).
+        """
+        rows = _UNIT_PLURALS.get(self.level, self.level)
+        if self.cluster_col is None:
+            how = "CUPED" if self.method == "cuped" else "Wald"
+        elif self.level == self.spec.unit_type:
+            how = "robust (HC1)"
+        else:
+            how = f"clustered by {self.spec.unit_type}"
+        return f"{rows}, {how}"
+
     def design(self) -> pd.DataFrame:
-        """One row per arm: experiment, unit, outcome, window, arm, planned and observed
-        share, units assigned, censored and analysed."""
+        """One row per arm: experiment, randomised unit, analysis (rows and clustering),
+        outcome, window, arm, planned and observed share, randomised units (``n_clusters``),
+        rows assigned, censored and analysed."""
         shares = self.srm.summary()
         table = self.n_by_arm.copy()
         table.insert(0, "arm", table.index.astype(str))
         table.insert(0, "outcome", self.spec.outcome_text)
+        table.insert(0, "analysis", self.analysis)
         table.insert(0, "unit", self.spec.unit_type)
         table.insert(0, "experiment_id", self.experiment_id)
         table["planned_share"] = shares["planned_share"].reindex(table.index).to_numpy()
@@ -3157,8 +3390,10 @@ class ExperimentResult:
 
         Columns ``experiment_id, arm, control_rate, treatment_rate, rel_lift, rel_ci_low,
         rel_ci_high, p_value, p_adjusted, mde_rel, n_control, n_treatment, method,
-        variance_reduction``; with CUPED the lift, interval and p-value are the adjusted
-        ones (the rates stay raw).
+        variance_reduction, level, n_clusters``; with CUPED the lift, interval and p-value
+        are the adjusted ones (the rates stay raw). ``n_control``/``n_treatment`` count
+        analysed rows (``level``); ``n_clusters`` the randomised units among them (equal to
+        the rows when individuals were randomised).
         """
         rows = []
         for arm, res in self.arms.results.items():
@@ -3183,6 +3418,8 @@ class ExperimentResult:
                         if res.cuped_variance_reduction is None
                         else res.cuped_variance_reduction
                     ),
+                    "level": self.level,
+                    "n_clusters": int(res.n if res.n_clusters is None else res.n_clusters),
                 }
             )
         return pd.DataFrame(rows)
@@ -3213,13 +3450,27 @@ class ExperimentResult:
         when the interval spans zero, or when the adjusted p-value is not below alpha) and
         what the study could have detected."""
         spec = self.spec
+        rows = _UNIT_PLURALS.get(self.level, self.level)
+        randomised = _UNIT_PLURALS.get(spec.unit_type, spec.unit_type)
+        clusters = int(self.n_by_arm["n_clusters"].sum())
+        if self.level == spec.unit_type:
+            counted = f"{self.n_analysed:,} {rows} analysed"
+        else:
+            counted = (
+                f"{self.n_analysed:,} {rows} of {clusters:,} randomised {randomised} analysed, "
+                f"errors clustered by {spec.unit_type}"
+            )
         sentences = [
-            f"{spec.experiment_id} ({_UNIT_PLURALS.get(spec.unit_type, spec.unit_type)}, "
-            f"outcome: {spec.outcome_text}): "
-            f"{self.n_analysed:,} units analysed"
+            f"{spec.experiment_id} (randomised {randomised}, outcome: {spec.outcome_text}): "
+            + counted
             + (f", {self.n_censored:,} with open windows left out" if self.n_censored else "")
             + "."
         ]
+        if self.cluster_col is not None and clusters < WILD_CLUSTER_THRESHOLD:
+            sentences.append(
+                f"With only {clusters} randomised {randomised}, clustered intervals tend to be "
+                "too narrow: read the result as indicative."
+            )
         if self.srm.is_mismatch:
             sentences.append(
                 f"Sample-ratio mismatch (p = {self.srm.p_value:.2g}): the arms' sizes do not "
@@ -3232,7 +3483,8 @@ class ExperimentResult:
         for row in table.itertuples():
             how = {
                 "cuped": "CUPED-adjusted, ",
-                "ols-cluster": f"errors clustered by {spec.unit_type}, ",
+                "ols-cluster": f"errors clustered by {spec.unit_type} "
+                f"({row.n_clusters:,} clusters), ",
             }.get(row.method, "")
             p_text = f"p = {row.p_value:.2g}"
             if len(table) > 1:
@@ -3244,7 +3496,7 @@ class ExperimentResult:
                 f"{_pct(row.control_rate)} in {spec.control_arm}, a relative lift of "
                 f"{_pct(row.rel_lift, True)} ({level} CI {_pct(row.rel_ci_low, True)} to "
                 f"{_pct(row.rel_ci_high, True)}, {how}{p_text}): {verdict}. With "
-                f"{row.n_control + row.n_treatment:,} units it could have detected a relative "
+                f"{row.n_control + row.n_treatment:,} {rows} it could have detected a relative "
                 f"lift of {_pct(row.mde_rel, True)} with "
                 f"{100 * self.power[row.arm].power:g} % power."
             )
@@ -3277,18 +3529,18 @@ def _lift_arms(
     control: str,
     treatments: Sequence[str],
     *,
-    clustered: bool,
+    cluster_col: str | None,
     covariate: str | None,
     alpha: float,
     p_adjust: str,
 ) -> LiftTableResult:
     """Each arm against control: Wald/CUPED for individual units, cluster-robust otherwise."""
-    if not clustered:
+    if cluster_col is None:
         return estimate_lift_arms(
             frame, "arm", "outcome", control, treatments, covariate, alpha, p_adjust
         )
     results = {
-        t: estimate_lift_clustered(frame, "arm", "outcome", control, t, "unit_id", alpha)
+        t: estimate_lift_clustered(frame, "arm", "outcome", control, t, cluster_col, alpha)
         for t in treatments
     }
     adjusted = _adjust_p([r.p_value for r in results.values()], p_adjust, alpha)
@@ -3298,16 +3550,26 @@ def _lift_arms(
     )
 
 
-def _segment_level_problem(part: pd.DataFrame, control: str, arm: str, min_units: int) -> str:
-    """Why a segment level cannot give a usable Wald interval, or "" when it can."""
+def _segment_level_problem(
+    part: pd.DataFrame, control: str, arm: str, min_units: int, cluster_col: str | None = None
+) -> str:
+    """Why a segment level cannot give a usable interval, or "" when it can."""
     for label in (control, arm):
         values = part.loc[part.arm == label, "outcome"]
         if len(values) < min_units:
             return f"arm {label!r} has {len(values)} units (< {min_units})"
+        if cluster_col is not None:
+            clusters = part.loc[part.arm == label, cluster_col].nunique()
+            if clusters < MIN_SEGMENT_CLUSTERS:
+                return f"arm {label!r} has {clusters} clusters (< {MIN_SEGMENT_CLUSTERS})"
         rate = float(values.mean())
         if rate in (0.0, 1.0):
             return f"arm {label!r} has a rate of {rate:.0%} (no variance)"
     return ""
+
+
+MIN_SEGMENT_CLUSTERS = 5
+"""Clusters each compared arm needs in a segment level for a clustered segment interval."""
 
 
 def _segment_lifts(
@@ -3319,12 +3581,15 @@ def _segment_lifts(
     alpha: float,
     p_adjust: str,
     min_units: int = 30,
+    cluster_col: str | None = None,
 ) -> pd.DataFrame:
-    """Wald lift of each arm in each segment level; p adjusted over all of them together.
+    """Lift of each arm in each segment level; p adjusted over all of them together.
 
-    Levels where an arm has fewer than ``min_units`` analysed units, or a rate of exactly 0
-    or 1 (a Wald interval of width 0), are skipped and logged: segments are exploratory and
-    such intervals mislead.
+    Wald (independent units), or cluster-robust by ``cluster_col`` when clusters were
+    randomised (:func:`estimate_lift_clustered`). Levels where an arm has fewer than
+    ``min_units`` analysed units, fewer than :data:`MIN_SEGMENT_CLUSTERS` clusters (when
+    clustered), or a rate of exactly 0 or 1 (an interval of width 0), are skipped and logged:
+    segments are exploratory and such intervals mislead.
     """
     rows = []
     for column in segments:
@@ -3332,11 +3597,16 @@ def _segment_lifts(
             continue
         for level, part in frame.groupby(column, sort=True):
             for arm in treatments:
-                problem = _segment_level_problem(part, control, arm, min_units)
+                problem = _segment_level_problem(part, control, arm, min_units, cluster_col)
                 if problem:
                     log.info("segment %s=%s, arm %s skipped: %s", column, level, arm, problem)
                     continue
-                res = estimate_lift_frame(part, "arm", "outcome", control, arm, alpha=alpha)
+                if cluster_col is None:
+                    res = estimate_lift_frame(part, "arm", "outcome", control, arm, alpha=alpha)
+                else:
+                    res = estimate_lift_clustered(
+                        part, "arm", "outcome", control, arm, cluster_col, alpha
+                    )
                 rows.append(
                     {
                         "arm": str(arm),
@@ -3374,10 +3644,12 @@ def analyse_experiment(
     ----------
     units : pandas.DataFrame
         Executed :func:`build_experiment_units` (``arm, assigned_at, window_ends_at,
-        outcome, is_censored, unit_id`` and the segment and covariate columns).
+        outcome, is_censored, unit_id``, ``cluster_id`` for cluster-randomised experiments,
+        and the segment and covariate columns). Without ``cluster_id`` each row is its own
+        cluster.
     spec : ExperimentSpec
-        Control arm, planned split and unit type (account units are analysed with
-        cluster-robust errors by unit).
+        Control arm, planned split, randomised unit type and analysis level (rows of a
+        cluster-randomised experiment get errors clustered by ``cluster_id``).
     covariate : str or None, default "n_touches_pre"
         Pre-period covariate for CUPED (person units); None, absent, incomplete or constant:
         no adjustment.
@@ -3404,17 +3676,26 @@ def analyse_experiment(
     ------
     ValueError
         The control arm is not in the data, fewer than two arms, an arm with fewer than 2
-        analysed units, no conversion in control (as the ``estimate_lift*`` functions).
+        analysed units, no conversion in control (as the ``estimate_lift*`` functions); a
+        frame whose ``level`` column disagrees with ``spec.analysis_level``; a cluster in
+        two arms.
 
     Notes
     -----
-    The SRM check counts every assigned unit (censored ones too): the split is a property
-    of the assignment, not of the outcome. The lift uses the units whose outcome window has
+    The SRM check counts every randomised unit assigned (censored ones too; for person rows
+    of a cluster-randomised experiment, the distinct clusters): the split is a property of
+    the assignment, not of the outcome. The lift uses the rows whose outcome window has
     closed; censoring depends only on the assignment time, so it removes the same share of
-    each arm in expectation. Person units: Wald intervals and, with a usable covariate,
-    CUPED (the primary p-value is then CUPED's). Account (cluster-randomised) units: OLS
-    with errors clustered by unit and t(G - 1) inference (:func:`estimate_lift_clustered`).
-    The detectable effect is Bloom's, from the achieved standard error
+    each arm in expectation. Individually randomised people: Wald intervals and, with a
+    usable covariate, CUPED (the primary p-value is then CUPED's). Cluster-randomised
+    experiments (accounts, reps, regions): OLS of the row outcome on the arm with errors
+    clustered by the randomised unit (CR1, as statsmodels' ``cov_type="cluster"``), t(G - 1)
+    inference and the relative lift's delta-method error from the cluster-robust covariance
+    (:func:`estimate_lift_clustered`); no CUPED. Rows are people by default
+    (:func:`analysis_level` gives the rule and the references); when rows are the randomised
+    units themselves (accounts with an account outcome), each cluster holds one row and the
+    errors reduce to heteroskedasticity-robust ones. Segment intervals are clustered the
+    same way. The detectable effect is Bloom's, from the achieved standard error
     (:func:`detectable_effect_for`).
     """
     alpha = _check_alpha(alpha)
@@ -3435,14 +3716,30 @@ def analyse_experiment(
     if len(arms) < 2:
         raise ValueError(f"experiment {spec.experiment_id!r} has one arm ({control!r}) only")
     treatments = [a for a in arms if a != control]
-    counts = frame.arm.astype(str).value_counts().reindex(arms)
+    level = spec.analysis_level
+    if "level" in frame.columns and len(frame):
+        found = sorted(frame.level.astype(str).unique().tolist())
+        if found != [level]:
+            raise ValueError(
+                f"experiment {spec.experiment_id!r}: the unit frame holds {found} rows but the "
+                f"spec asks for {level!r} rows; build it with level={level!r}"
+            )
+    cluster_key = "cluster_id" if "cluster_id" in frame.columns else "unit_id"
+    clusters_by_arm = frame.groupby(frame.arm.astype(str))[cluster_key].nunique()
+    if int(clusters_by_arm.sum()) != frame[cluster_key].nunique():
+        raise ValueError(
+            f"experiment {spec.experiment_id!r}: some {cluster_key} values appear in two arms; "
+            "a randomised unit has one arm"
+        )
+    counts = clusters_by_arm.reindex(arms).astype("int64").rename("count")
+    counts.index.name = "arm"
     planned = spec.planned_split or {a: 1.0 for a in arms}
     srm = check_sample_ratio(counts, {a: planned.get(a, 0.0) for a in arms}, alpha=srm_alpha)
     analysed = frame[closed.to_numpy()].assign(arm=lambda d: d.arm.astype(str))
-    clustered = spec.unit_type != "person"
-    used = None if clustered else _usable_covariate(analysed, covariate)
+    cluster_col = None if spec.unit_type == "person" else cluster_key
+    used = None if cluster_col else _usable_covariate(analysed, covariate)
     table = _lift_arms(
-        analysed, control, treatments, clustered=clustered, covariate=used, alpha=alpha,
+        analysed, control, treatments, cluster_col=cluster_col, covariate=used, alpha=alpha,
         p_adjust=p_adjust,
     )  # fmt: skip
     segment_table = _segment_lifts(
@@ -3453,29 +3750,35 @@ def analyse_experiment(
         alpha=alpha,
         p_adjust=p_adjust,
         min_units=min_segment_units,
+        cluster_col=cluster_col,
     ).assign(experiment_id=spec.experiment_id)
+    rows = frame.arm.astype(str).value_counts().reindex(arms).fillna(0)
+    n_analysed = analysed.arm.value_counts().reindex(arms).fillna(0)
     n_by_arm = pd.DataFrame(
         {
-            "n_assigned": counts,
-            "n_censored": (counts - analysed.arm.value_counts().reindex(arms).fillna(0)),
-            "n_analysed": analysed.arm.value_counts().reindex(arms).fillna(0),
+            "n_clusters": counts,
+            "n_assigned": rows,
+            "n_censored": rows - n_analysed,
+            "n_analysed": n_analysed,
         }
     ).astype("int64")
-    method = "ols-cluster" if clustered else ("cuped" if used else "wald")
+    method = "ols-cluster" if cluster_col else ("cuped" if used else "wald")
     return ExperimentResult(
         spec=spec,
         srm=srm,
         arms=table,
         segments=segment_table[["experiment_id", *segment_table.columns[:-1]]],
         power={str(a): detectable_effect_for(r, power=power) for a, r in table.results.items()},
-        n_assigned=int(counts.sum()),
-        n_censored=int(counts.sum() - len(analysed)),
+        n_assigned=int(rows.sum()),
+        n_censored=int(rows.sum() - len(analysed)),
         n_by_arm=n_by_arm,
         method=method,
         covariate=used,
         assigned_from=frame.assigned_at.min() if len(frame) else None,
         assigned_to=frame.assigned_at.max() if len(frame) else None,
         alpha=alpha,
+        level=level,
+        cluster_col=cluster_col,
     )
 
 
@@ -3487,8 +3790,8 @@ def analyse_experiments(
     Parameters
     ----------
     units : mapping
-        Experiment id -> executed :func:`build_experiment_units` (absent for unit types it
-        cannot build).
+        Experiment id -> executed :func:`build_experiment_units` (built with
+        ``level=spec.level``); an experiment missing here is reported, not analysed.
     specs : sequence of ExperimentSpec
     **options
         Passed to :func:`analyse_experiment` (covariate, segments, alpha, p_adjust, ...).
@@ -3496,17 +3799,16 @@ def analyse_experiments(
     Returns
     -------
     (list of ExperimentResult, dict)
-        The results, and per experiment that could not be analysed the reason (a unit type
-        without an outcome builder, no control arm, no conversion in control, ...), for the
-        report to state instead of failing.
+        The results, and per experiment that could not be analysed the reason (no unit
+        frame, no control arm, no conversion in control, ...), for the report to state
+        instead of failing.
     """
     results: list[ExperimentResult] = []
     problems: dict[str, str] = {}
     for spec in specs:
         if spec.experiment_id not in units:
             problems[spec.experiment_id] = (
-                f"outcomes of {spec.unit_type} units cannot be built from the tables yet "
-                f"(supported: {', '.join(EXPERIMENT_UNIT_TYPES)})"
+                f"no unit frame was built for this {spec.unit_type}-randomised experiment"
             )
             continue
         try:
