@@ -4,7 +4,8 @@ One local SparkSession and one `small` demo (seed 7) serve the whole module; eac
 one expression per engine from the same study function and compares the executed frames
 (same rows, same values; rows sorted before comparing, timestamps to microseconds).
 Reference: the DuckDB result of the same expression, which tests/test_journeys.py,
-test_funnel.py and test_assets.py check against hand counts. Tolerance: floats to 1e-12
+test_funnel.py, test_assets.py, test_scoring.py and test_lift_demo.py check against hand
+counts and pandas references. Tolerance: floats to 1e-12
 relative (Spark and DuckDB may sum in another order); everything else exact.
 
 The module is skipped, with the reason, when pyspark is not installed (the `spark` extra) or
@@ -29,7 +30,7 @@ pytest.importorskip("pyspark", reason="pyspark is not installed: pip install '.[
 import ibis  # noqa: E402
 import ibis.expr.types as ir  # noqa: E402
 
-from alignment import assets, attribution, funnel, pipeline, store  # noqa: E402
+from alignment import assets, attribution, funnel, lift, pipeline, scoring, store  # noqa: E402
 from alignment import journeys as jr  # noqa: E402
 from alignment.params import (  # noqa: E402
     AttributionParams,
@@ -161,6 +162,26 @@ def _deals(data: store.Store) -> ir.Table:
     )
 
 
+def _experiment_units(data: store.Store, unit_type: str) -> ir.Table:
+    """People of A/A-randomised users, accounts or regions (alternate arms by sorted id)."""
+    table, column = {
+        "user": ("users", "user_id"), "account": ("accounts", "account_id"),
+        "region": ("accounts", "region"),
+    }[unit_type]  # fmt: skip
+    ids = sorted(set(data.execute(data.table(table)[column].cast("string")).dropna()))
+    assignments = pd.DataFrame({
+        "experiment_id": "aa", "unit_type": unit_type, "unit_id": ids,
+        "arm": ["control", "treatment"] * (len(ids) // 2) + ["control"] * (len(ids) % 2),
+        "assigned_at": pd.Timestamp("2026-01-05", tz="UTC"),
+    })  # fmt: skip
+    t = data.table
+    return lift.build_experiment_units(
+        ibis.memtable(assignments), t("stage_events"), t("opportunities"), t("people"),
+        t("accounts"), experiment_id="aa", outcome="SQL", window_days=60, unit_type=unit_type,
+        touchpoints=t("touchpoints"),
+    )  # fmt: skip
+
+
 CASES: dict[str, Callable[[store.Store], ir.Table]] = {
     # journeys
     "person_sql_conversions": lambda d: _conversions(d),
@@ -189,6 +210,17 @@ CASES: dict[str, Callable[[store.Store], ir.Table]] = {
     "asset_status": lambda d: assets.asset_status(
         assets.prepare_assets(d.table("assets")), _events(d), quarters=QUARTERS
     ),
+    # lead-scoring features, as of each lead's MQL
+    "lead_features": lambda d: scoring.build_lead_features(
+        people=d.table("people"), accounts=d.table("accounts"),
+        touchpoints=d.table("touchpoints"), stage_events=d.table("stage_events"),
+        asset_events=d.table("asset_events"), channels=("email", "webinar", "sales_call"),
+        touch_types=("email_open", "meeting"), observed_until=AS_OF,
+    ),  # fmt: skip
+    # experiment units of cluster-randomised designs (people of reps, accounts, regions)
+    "experiment_units_user": lambda d: _experiment_units(d, "user"),
+    "experiment_units_account": lambda d: _experiment_units(d, "account"),
+    "experiment_units_region": lambda d: _experiment_units(d, "region"),
     "deal_asset_links": lambda d: assets.deal_asset_links(
         _events(d), _deals(d), opportunity_people=d.table("opportunity_people")
     ),
