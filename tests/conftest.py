@@ -58,3 +58,16 @@ def pretend_pyspark(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
         monkeypatch.setattr(importlib.util, "find_spec", find_spec)
 
     return pretend
+
+
+# The slowest test files, started first: `make test` spreads whole files over 2 workers
+# (pytest-xdist, --dist loadfile), so a long file collected last would finish alone at the end.
+SLOW_FIRST = ("test_spark.py", "test_report_end_to_end.py", "test_schema.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file is kept
