@@ -282,3 +282,19 @@ def test_a_failing_study_stops_the_batch_and_is_reported_failed(
     assert sorted(events[:2]) == [("alongside", "start"), ("bad", "start")]
     assert events[2:] == [("bad", "failed"), ("alongside", "done")]
     assert ran == []  # queued behind the failure: never started, never reported
+
+
+@pytest.mark.parametrize(
+    ("ignore_text", "kept"), [("/.quarto/\n**/*.quarto_ipynb\n", False), ("*.log\n", True)]
+)
+def test_quarto_scratch_is_not_published(tmp_path: Path, ignore_text: str, kept: bool) -> None:
+    # What Quarto 1.11 leaves in a project folder after `quarto render` (seen in a real run):
+    # its cache .quarto/ and a .gitignore naming it. A .gitignore of anyone else stays.
+    (tmp_path / ".quarto" / "xref").mkdir(parents=True)
+    (tmp_path / ".quarto" / "xref" / "x.json").write_text("{}", encoding="utf-8")
+    (tmp_path / ".gitignore").write_text(ignore_text, encoding="utf-8")
+    (tmp_path / "alignment-2026Q3.html").write_text("report", encoding="utf-8")
+    pipeline._remove_quarto_scratch(tmp_path)
+    assert not (tmp_path / ".quarto").exists()
+    assert (tmp_path / ".gitignore").exists() is kept
+    assert (tmp_path / "alignment-2026Q3.html").read_text(encoding="utf-8") == "report"

@@ -351,6 +351,7 @@ def build_report(
             rendered = render.render_report(
                 qmd, build_dir, formats=formats, renderer=renderer, stem=f"alignment-{quarter}"
             )
+        _remove_quarto_scratch(build_dir)
         manifest = _manifest(params, data_dir, (*studies, summary), timings, rendered.renderer)
         (build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     except BaseException as exc:
@@ -397,6 +398,16 @@ def _stage_sources(build_dir: Path, ran: set[str]) -> Path:
     if (root / "_quarto.yml").is_file():
         shutil.copy2(root / "_quarto.yml", build_dir / "_quarto.yml")
     return build_dir / "reports" / "quarterly.qmd"
+
+
+def _remove_quarto_scratch(build_dir: Path) -> None:
+    """Drop what ``quarto render`` leaves in the build folder besides the outputs: its cache
+    ``.quarto/`` and the ``.gitignore`` it writes to ignore that cache (the build folder is ours,
+    made fresh for this run, so neither belongs to the user)."""
+    shutil.rmtree(build_dir / ".quarto", ignore_errors=True)
+    ignore = build_dir / ".gitignore"
+    if ignore.is_file() and ".quarto" in ignore.read_text(encoding="utf-8", errors="replace"):
+        ignore.unlink()
 
 
 def drop_embeds_of_studies_not_run(qmd_text: str, ran: set[str]) -> str:
