@@ -996,7 +996,7 @@ def test_cli_did_prints_the_contract_keys(runner, did_reference):
     assert_allclose(payload["se"], did_reference["did_2x2"]["cluster"]["se"], rtol=1e-8)
 
 
-def test_cli_did_with_few_clusters_reports_the_wild_bootstrap(runner, tmp_path):
+def test_cli_did_with_few_clusters_gives_the_cluster_interval_it_names(runner, tmp_path):
     design = rollout_design(4, 6, 3, 2)
     frame = design.assign(y=np.random.default_rng(4).normal(size=len(design)))
     path = tmp_path / "panel.csv"
@@ -1005,10 +1005,16 @@ def test_cli_did_with_few_clusters_reports_the_wild_bootstrap(runner, tmp_path):
                                  "--post", "post", "--cluster", "region"])  # fmt: skip
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    # Reference: the library on the same rows (its bootstrap is checked against refitting
-    # every draw above); the JSON keys stay exactly DESIGN.md's.
-    assert tuple(payload) == lift.DID_KEYS and payload["cov_type"] == "cluster-wild-bootstrap"
-    assert payload == lift.estimate_did(frame, "y", "treated", "post", cluster="region").to_dict()
+    # The command keeps DESIGN.md's contract: keys, and cov_type one of its --cov-type values,
+    # with the cluster-robust t interval (the report's analysis uses the wild bootstrap).
+    assert tuple(payload) == lift.DID_KEYS and payload["cov_type"] == "cluster"
+    expected = lift.estimate_did(frame, "y", "treated", "post", cluster="region", inference="t")
+    assert payload == expected.to_dict()
+    # Reference: statsmodels OLS of the same interaction model, clustered by region.
+    fit = smf.ols("y ~ treated * post", data=frame).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(frame["region"])[0]}
+    )
+    assert_allclose(payload["se"], fit.bse["treated:post"], rtol=1e-8)
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [

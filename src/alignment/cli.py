@@ -498,9 +498,12 @@ def did_command(
             raise UserError(f"--cluster is only used with --cov-type cluster, not {used}")
         frame = _read_unit_table(file)
         try:
+            # inference="t": the command gives what its --cov-type names (DESIGN.md), the
+            # statsmodels interval, whatever the number of clusters; the report's roll-out
+            # analysis switches to the wild cluster bootstrap with few clusters instead
             result = lift_module.estimate_did(
                 frame, outcome, treated, post, cluster=cluster,
-                cov_type=None if cov_type is None else cov_type.value,
+                cov_type=None if cov_type is None else cov_type.value, inference="t",
             )  # fmt: skip
         except ValueError as exc:
             raise UserError(f"{file}: {_one_line(exc)}") from None
