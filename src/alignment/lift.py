@@ -2822,23 +2822,18 @@ def build_experiment_units(
         _.experiment_id.cast("string") == str(experiment_id),
         _.unit_type.cast("string") == unit_type,
     )
-    if level == unit_type:  # rows are the randomised units
-        units = assigned.select(
-            experiment_id=_.experiment_id.cast("string"),
-            unit_type=_.unit_type.cast("string"),
-            cluster_id=_.unit_id.cast("string"),
-            arm=_.arm.cast("string"),
-            unit_id=_.unit_id.cast("string"),
-            assigned_at=_.assigned_at,
-        )
+    clusters = assigned.select(
+        experiment_id=_.experiment_id.cast("string"),
+        unit_type=_.unit_type.cast("string"),
+        cluster_id=_.unit_id.cast("string"),
+        arm=_.arm.cast("string"),
+        cluster_assigned_at=_.assigned_at,
+    )
+    if level == unit_type:  # rows are the randomised units: each its own cluster
+        units = clusters.mutate(
+            unit_id=_.cluster_id, assigned_at=_.cluster_assigned_at
+        ).drop("cluster_assigned_at")
     else:  # rows are the people of the randomised clusters
-        clusters = assigned.select(
-            experiment_id=_.experiment_id.cast("string"),
-            unit_type=_.unit_type.cast("string"),
-            cluster_id=_.unit_id.cast("string"),
-            arm=_.arm.cast("string"),
-            cluster_assigned_at=_.assigned_at,
-        )
         units = _cluster_members(
             clusters, unit_type, people=people, accounts=accounts,
             stage_events=stage_events, touchpoints=touchpoints,
